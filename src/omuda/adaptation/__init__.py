@@ -1,0 +1,1 @@
+"""Self-training mechanisms as pure tensor functions: teacher, pseudo-labels, mix, masks, losses."""

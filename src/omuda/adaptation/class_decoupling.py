@@ -1,0 +1,102 @@
+"""OMUDA's CDM (paper III-D, SPEC section 5): class-decoupled, disagreement-weighted CE.
+
+L_norm (eq. 13) averages the pixel loss within each pseudo-label class; beta_k (eq. 14) is a
+running per-class rate of student/pseudo-label disagreement on target pixels; L_w_norm
+(eq. 15) combines the class means with weights w_k from beta_k. The paper's equations give
+w_k = beta_k ("difficulty"), its text w_k = 1 - beta_k ("reliability"); both are offered.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+DIRECTIONS = ("difficulty", "reliability")
+
+
+def _per_class_totals(
+    values: Tensor, labels: Tensor, num_classes: int, ignore_index: int
+) -> tuple[Tensor, Tensor]:
+    """Sum of `values` and pixel count per class of `labels`, ignore and out-of-range dropped.
+
+    values (B,H,W) float, labels (B,H,W) long -> sums (K,), counts (K,), both float32.
+    """
+    valid = (labels != ignore_index) & (labels >= 0) & (labels < num_classes)
+    # Invalid pixels go to an extra bin K that is dropped: no boolean indexing, no host sync.
+    bins = torch.where(valid, labels, num_classes).reshape(-1)
+    sums = torch.zeros(num_classes + 1, device=values.device, dtype=torch.float32)
+    sums.index_add_(0, bins, torch.where(valid, values, 0.0).reshape(-1).float())
+    counts = torch.zeros(num_classes + 1, device=values.device, dtype=torch.float32)
+    counts.index_add_(0, bins, valid.reshape(-1).float())
+    return sums[:num_classes], counts[:num_classes]
+
+
+def class_balanced_cross_entropy(
+    logits: Tensor,
+    y_pseudo: Tensor,
+    pixel_weight: Tensor,
+    class_weight: Tensor,
+    ignore_index: int = 255,
+) -> Tensor:
+    """Class-decoupled weighted cross-entropy L_w_norm (eqs. 13 and 15).
+
+    logits (B,K,H,W) float; y_pseudo (B,H,W) long (`ignore_index` = ignore); pixel_weight
+    (B,H,W) float (the confidence q, multiplied into each pixel's CE); class_weight (K,) float
+    >= 0 -> scalar float32.
+
+    mean_k = sum over valid pixels with y_pseudo = k of pixel_weight * CE, divided by n_k, the
+    number of those pixels (a zero-weight pixel still counts in n_k, as it counts in DAFormer's
+    plain mean). Loss = sum_k w_k mean_k / sum_{k present} w_k: uniform weights give the mean
+    of the per-class means, a single present class gives its plain weighted CE, and a class
+    absent from the batch contributes nothing. No valid pixel -> exact 0.
+    """
+    num_classes = logits.shape[1]
+    per_pixel = F.cross_entropy(
+        logits.float(), y_pseudo, ignore_index=ignore_index, reduction="none"
+    )
+    sums, counts = _per_class_totals(per_pixel * pixel_weight, y_pseudo, num_classes, ignore_index)
+    class_means = sums / counts.clamp(min=1.0)
+    present_weight = torch.where(counts > 0, class_weight.float(), 0.0)
+    return (present_weight * class_means).sum() / present_weight.sum().clamp(min=1e-12)
+
+
+def class_weights(disagreement: Tensor, direction: str, min_weight: float = 0.05) -> Tensor:
+    """Per-class weights w_k from the running disagreement rates beta_k.
+
+    disagreement (K,) float in [0,1] -> (K,) float. "difficulty": w_k = beta_k (eqs. 14-15,
+    more weight to classes the student disputes); "reliability": w_k = 1 - beta_k (the text:
+    unreliable classes down-weighted). Both are floored at `min_weight` (0.05) so no class
+    is silenced entirely, and capped at 1.
+    """
+    if direction == "difficulty":
+        weights = disagreement
+    elif direction == "reliability":
+        weights = 1.0 - disagreement
+    else:
+        raise ValueError(f"unknown CDM direction {direction!r}; expected one of {DIRECTIONS}")
+    return weights.clamp(min=min_weight, max=1.0)
+
+
+def update_disagreement(
+    running: Tensor,
+    pred_student: Tensor,
+    y_pseudo: Tensor,
+    valid: Tensor,
+    momentum: float = 0.99,
+) -> Tensor:
+    """EMA of the per-class disagreement rate beta_k = d_k / n_k (eq. 14).
+
+    running (K,) float; pred_student (B,H,W) long (detached student argmax); y_pseudo (B,H,W)
+    long; valid (B,H,W) bool -> new (K,) float. On this batch n_k counts valid pixels with
+    y_pseudo = k and d_k those where the student predicts another class; classes with
+    n_k > 0 get momentum * running + (1 - momentum) * d_k / n_k, the others keep their value.
+    A constant initial value (e.g. zeros) yields uniform class weights until the rates move.
+    """
+    num_classes = running.numel()
+    labels = torch.where(valid, y_pseudo, -1)
+    disagrees = (pred_student != y_pseudo).float()
+    disagreements, counts = _per_class_totals(disagrees, labels, num_classes, ignore_index=-1)
+    batch_rate = disagreements / counts.clamp(min=1.0)
+    updated = momentum * running + (1.0 - momentum) * batch_rate.to(running.dtype)
+    return torch.where(counts > 0, updated, running)

@@ -1,0 +1,212 @@
+"""The `omuda` command: synth, prepare, train, evaluate, predict, compare, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from omuda.errors import OmudaError
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from omuda.data.synthetic import generate_benchmark
+
+    generate_benchmark(
+        Path(args.out),
+        seed=args.seed,
+        shift=args.shift,
+        workers=args.workers,
+        progress=not args.quiet,
+    )
+    print(f"synthetic benchmark written to {args.out} (seed {args.seed}, shift {args.shift})")
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from omuda.data.prepare import prepare_dataset
+
+    out_dir = Path(args.out) if args.out else None
+    report = prepare_dataset(
+        args.kind, Path(args.root), out_dir, workers=args.workers, progress=not args.quiet
+    )
+    for problem in report.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    print(f"prepare {args.kind} {args.root}: {report.summary()}")
+    return 1 if report.problems else 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from omuda.config import load_config
+    from omuda.engine.train import train
+
+    cfg = load_config(args.config, args.overrides)
+    work_dir = Path(args.work_dir) if args.work_dir else Path("work_dirs") / Path(args.config).stem
+    train(cfg, work_dir, resume=args.resume, progress=not args.quiet)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from omuda.engine import builders
+    from omuda.engine.checkpoint import load_model_for_inference
+    from omuda.engine.distributed import init_distributed
+    from omuda.engine.evaluate import evaluate
+    from omuda.engine.train import amp_dtype
+
+    cfg, model = load_model_for_inference(Path(args.checkpoint), args.overrides)
+    dist_info = init_distributed(cfg.train.device)
+    model.to(dist_info.device)
+    result = evaluate(
+        model,
+        builders.build_val_dataset(cfg),
+        dist_info.device,
+        mode=cfg.eval.mode,
+        crop_size=cfg.eval.crop_size,
+        stride=cfg.eval.stride,
+        num_classes=cfg.model.num_classes,
+        amp_dtype=amp_dtype(cfg, dist_info.device),
+        progress=not args.quiet,
+        rank=dist_info.rank,
+        world_size=dist_info.world_size,
+    )
+    if dist_info.rank == 0:
+        print(result.table())
+        out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".eval.json")
+        out.write_text(json.dumps(result.to_dict(), indent=2))
+        print(f"results written to {out}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from omuda.engine.checkpoint import load_model_for_inference
+    from omuda.engine.distributed import init_distributed
+    from omuda.engine.predict import predict_paths
+
+    cfg, model = load_model_for_inference(Path(args.checkpoint), args.overrides)
+    device = init_distributed(cfg.train.device).device
+    written = predict_paths(
+        model.to(device),
+        [Path(p) for p in args.inputs],
+        Path(args.out),
+        device,
+        scale=cfg.data.val.scale,
+        mode=cfg.eval.mode,
+        crop_size=cfg.eval.crop_size,
+        stride=cfg.eval.stride,
+    )
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from omuda.engine.evaluate import comparison_table
+
+    results = {}
+    for run in args.runs:
+        path = Path(run)
+        path = path / "eval.json" if path.is_dir() else path
+        if not path.is_file():
+            raise OmudaError(f"no evaluation found at {path} (train or evaluate first)")
+        data = json.loads(path.read_text())
+        results[Path(run).name if Path(run).is_dir() else path.stem] = data.get("eval", data)
+    print(comparison_table(results))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from omuda.config import load_config
+    from omuda.engine.bench import run_benchmark
+
+    overrides = list(args.overrides)
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    cfg = load_config(args.config, overrides)
+    report = run_benchmark(cfg, iters=args.iters, warmup=args.warmup)
+    print(report.table())
+    if args.out:
+        Path(args.out).write_text(json.dumps(report.to_dict(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="omuda",
+        description="Unsupervised domain adaptation for semantic segmentation "
+        "(DAFormer, MIC and OMUDA self-training).",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="generate the embedded synthetic benchmark")
+    synth.add_argument("out", help="folder to write gta/, cityscapes/ and synthia/ into")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--shift", type=float, default=1.0, help="domain-shift strength")
+    synth.add_argument("--workers", type=int, default=2)
+    synth.set_defaults(run=_cmd_synth)
+
+    prepare = commands.add_parser("prepare", help="write train-id labels and sampler stats")
+    prepare.add_argument("kind", choices=("gta", "synthia", "cityscapes"))
+    prepare.add_argument("root", help="the dataset folder")
+    prepare.add_argument("--out", help="folder for the JSON stats (default: ROOT)")
+    prepare.add_argument("--workers", type=int, default=2)
+    prepare.set_defaults(run=_cmd_prepare)
+
+    train = commands.add_parser("train", help="train as a YAML config says")
+    train.add_argument("config")
+    train.add_argument("--work-dir", help="default: work_dirs/<config name>")
+    train.add_argument("--resume", action="store_true", help="continue from latest.pt")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    train.set_defaults(run=_cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="mIoU of a checkpoint on its val split")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--out", help="JSON results (default: CHECKPOINT.eval.json)")
+    evaluate.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    evaluate.set_defaults(run=_cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="palette PNGs and overlays for images")
+    predict.add_argument("--checkpoint", required=True)
+    predict.add_argument("--out", required=True)
+    predict.add_argument("inputs", nargs="+", help="images or folders")
+    predict.add_argument("--set", dest="overrides", action="append", default=[])
+    predict.set_defaults(run=_cmd_predict)
+
+    compare = commands.add_parser("compare", help="per-class IoU of runs side by side")
+    compare.add_argument("runs", nargs="+", help="work dirs (eval.json) or result JSON files")
+    compare.set_defaults(run=_cmd_compare)
+
+    bench = commands.add_parser("bench", help="time the training step on random data")
+    bench.add_argument("config")
+    bench.add_argument("--iters", type=int, default=10)
+    bench.add_argument("--warmup", type=int, default=3)
+    bench.add_argument("--device", choices=("cpu", "cuda"))
+    bench.add_argument("--out", help="JSON report")
+    bench.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    bench.set_defaults(run=_cmd_bench)
+    return parser
+
+
+def _one_line(error: BaseException) -> str:
+    """The user-facing sentence, also when a data-loader worker re-raised it with a traceback."""
+    text = str(error).strip()
+    if "Original Traceback" in text:
+        text = text.splitlines()[-1].split("OmudaError: ", 1)[-1]
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `omuda` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except OmudaError as error:
+        print(f"omuda: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("omuda: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""Typed experiment configuration: dataclasses with defaults, loaded from YAML.
+
+One place holds every default (the paper's GTA5->Cityscapes settings); a YAML file lists
+only what differs, and `KEY=VALUE` overrides use dotted names (`train.iters=100`).
+Unknown keys and wrong types are rejected with the list of valid names. No inheritance
+between files and no code in configs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from omuda.errors import OmudaError
+
+THING_CLASSES = (6, 7, 11, 12, 13, 14, 15, 16, 17, 18)
+
+
+@dataclass
+class DatasetConfig:
+    """One dataset: its layout (`kind`), folder and the resize applied when loading."""
+
+    kind: str = "gta"  # gta | synthia | cityscapes
+    path: str = "gta"  # relative to data.root unless absolute
+    split: str = "train"  # cityscapes only
+    scale: tuple[int, int] = (1280, 720)  # (width, height), keep-ratio resize
+
+
+@dataclass
+class SamplingConfig:
+    """How source images are drawn (SPEC 4.8 and 5: uniform, fixed_ratio, rcs, cam)."""
+
+    strategy: str = "rcs"
+    rcs_temperature: float = 0.01
+    min_pixels: int = 3000  # of a class in an image, counted at label resolution (stats)
+    min_crop_ratio: float = 0.5  # the crop must hold min_pixels * this of the class
+    cam_temperature_foreground: float = 0.7
+    cam_temperature_background: float = 1.0
+    foreground_probability: float | None = None  # None: |K_f|/K (cam) or 0.5 (fixed_ratio)
+
+
+@dataclass
+class DataConfig:
+    root: str = "data"
+    source: DatasetConfig = field(default_factory=DatasetConfig)
+    target: DatasetConfig = field(
+        default_factory=lambda: DatasetConfig("cityscapes", "cityscapes", "train", (1024, 512))
+    )
+    val: DatasetConfig = field(
+        default_factory=lambda: DatasetConfig("cityscapes", "cityscapes", "val", (1024, 512))
+    )
+    crop_size: tuple[int, int] = (512, 512)  # (height, width)
+    cat_max_ratio: float = 0.75
+    batch_size: int = 2  # per process, for source and target each
+    workers: int = 4
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    thing_classes: tuple[int, ...] = THING_CLASSES  # K_f, foreground
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "mit_b5"  # mit_b0..mit_b5 | efficientnet_lite0
+    pretrained: str | None = None  # weights file (MiT), "imagenet" (EfficientNet-Lite0) or None
+    decoder_channels: int = 256
+    num_classes: int = 19
+    drop_path_rate: float = 0.1
+    dropout: float = 0.1
+
+
+@dataclass
+class AdaptationConfig:
+    """Which mechanisms the training step runs; each can be switched off on its own."""
+
+    self_training: bool = True  # EMA teacher, pseudo-labels, target loss L_T
+    ema_alpha: float = 0.999
+    pseudo_threshold: float = 0.968
+    pseudo_per_image: bool = False  # DAFormer: one confidence weight per batch
+    pseudo_ignore_top: int = 15  # rows, at a 512 crop (scaled with the crop height)
+    pseudo_ignore_bottom: int = 120
+    mix: str = "classmix"  # classmix | none
+    augment: bool = True  # colour jitter + blur on the mixed / masked image
+    color_jitter_strength: float = 0.2
+    color_jitter_p: float = 0.8
+    blur_p: float = 0.5
+    feature_distillation: str = "fd"  # none | fd (DAFormer) | fdm (OMUDA relational KD)
+    fd_lambda: float = 0.005
+    fd_min_ratio: float = 0.75
+    kd_lambda: float = 0.01
+    kd_max_cells: int = 256
+    kd_features: str = "backbone"  # backbone (stage 4) | decoder (fused map, pooled)
+    masking: str = "none"  # none | block (MIC) | cam | random | grid
+    mask_ratio: float = 0.7
+    mask_block_size: int = 32  # MIC block; random-patch size; grid unit
+    cam_fine_block: int = 16
+    cam_coarse_block: int = 32
+    mask_loss_weight: float = 1.0
+    class_decoupling: str = "none"  # none | difficulty | reliability
+    cdm_momentum: float = 0.99
+
+
+@dataclass
+class TrainConfig:
+    iters: int = 40000
+    seed: int = 0
+    lr: float = 6e-5
+    head_lr_mult: float = 10.0
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_iters: int = 1500
+    warmup_ratio: float = 1e-6
+    poly_power: float = 1.0
+    checkpoint_interval: int = 4000
+    eval_interval: int = 4000
+    log_interval: int = 50
+    amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | none
+    compile: bool = False
+    channels_last: bool = False
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # CPU threads for torch; 0 = leave torch's default
+
+
+@dataclass
+class EvalConfig:
+    mode: str = "whole"  # whole | slide
+    crop_size: tuple[int, int] = (512, 512)
+    stride: tuple[int, int] = (341, 341)
+
+
+@dataclass
+class Config:
+    name: str = "experiment"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    adaptation: AdaptationConfig = field(default_factory=AdaptationConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.source.kind": ("gta", "synthia", "cityscapes"),
+    "data.target.kind": ("gta", "synthia", "cityscapes"),
+    "data.val.kind": ("gta", "synthia", "cityscapes"),
+    "data.sampling.strategy": ("uniform", "fixed_ratio", "rcs", "cam"),
+    "model.backbone": tuple(f"mit_b{i}" for i in range(6)) + ("efficientnet_lite0",),
+    "adaptation.mix": ("classmix", "none"),
+    "adaptation.feature_distillation": ("none", "fd", "fdm"),
+    "adaptation.kd_features": ("backbone", "decoder"),
+    "adaptation.masking": ("none", "block", "cam", "random", "grid"),
+    "adaptation.class_decoupling": ("none", "difficulty", "reliability"),
+    "train.amp": ("auto", "bf16", "none"),
+    "train.device": ("auto", "cpu", "cuda"),
+    "eval.mode": ("whole", "slide"),
+}
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check `value` against a field annotation; convert lists to tuples and ints to floats."""
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key)
+            except OmudaError as error:
+                errors.append(str(error))
+        raise OmudaError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin is tuple:
+        args = typing.get_args(annotation)
+        if not isinstance(value, (list, tuple)):
+            raise OmudaError(f"{key} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], key) for v in value)
+        if len(value) != len(args):
+            raise OmudaError(f"{key} must have {len(args)} entries, got {list(value)!r}")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise OmudaError(f"{key} must be true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise OmudaError(f"{key} must be an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise OmudaError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise OmudaError(f"{key} must be a string, got {value!r}")
+        return value
+    raise OmudaError(f"{key}: unsupported config type {annotation!r}")
+
+
+def _apply(obj: Any, updates: dict[str, Any], prefix: str) -> None:
+    """Recursively write a nested dict into dataclass `obj`, rejecting unknown keys."""
+    types_by_name = _field_types(type(obj))
+    for key, value in updates.items():
+        dotted = f"{prefix}{key}"
+        if key not in types_by_name:
+            valid = ", ".join(f"{prefix}{name}" for name in types_by_name)
+            close = difflib.get_close_matches(str(key), list(types_by_name), n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise OmudaError(f"unknown config key {dotted!r}{hint}; valid keys: {valid}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise OmudaError(f"{dotted} must be a mapping of its fields, got {value!r}")
+            _apply(current, value, f"{dotted}.")
+            continue
+        value = _coerce(value, types_by_name[key], dotted)
+        choices = CHOICES.get(dotted)
+        if choices is not None and value not in choices:
+            raise OmudaError(f"{dotted} must be one of {', '.join(choices)}; got {value!r}")
+        setattr(obj, key, value)
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    node = result
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return result
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`"train.iters=100"` -> `("train.iters", 100)`; the value is parsed as YAML."""
+    if "=" not in text:
+        raise OmudaError(f"override {text!r} must look like KEY=VALUE, e.g. train.iters=100")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def config_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Build a validated `Config` from a nested dict plus `KEY=VALUE` overrides."""
+    config = Config()
+    _apply(config, raw, "")
+    for text in overrides:
+        key, value = parse_override(text)
+        _apply(config, _nest(key, value), "")
+    validate(config)
+    return config
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config file (only keys that differ from the defaults) and apply overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise OmudaError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise OmudaError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise OmudaError(f"{path} must hold a mapping of config sections")
+    return config_from_dict(raw, overrides)
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """Plain nested dict (tuples as lists) for YAML files and checkpoints."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def save_config(config: Config, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def validate(config: Config) -> None:
+    """Cross-field checks that a single field's type cannot express."""
+    train, data, adaptation = config.train, config.data, config.adaptation
+    if train.iters < 1:
+        raise OmudaError("train.iters must be at least 1")
+    for name in ("checkpoint_interval", "eval_interval", "log_interval"):
+        if getattr(train, name) < 0:
+            raise OmudaError(f"train.{name} must be >= 0 (0 disables it)")
+    if data.batch_size < 1:
+        raise OmudaError("data.batch_size must be at least 1")
+    if min(data.crop_size) < 32:
+        raise OmudaError("data.crop_size must be at least 32x32")
+    if not 0.0 <= adaptation.mask_ratio < 1.0:
+        raise OmudaError("adaptation.mask_ratio must be in [0, 1)")
+    if not 0.0 < adaptation.ema_alpha < 1.0:
+        raise OmudaError("adaptation.ema_alpha must be in (0, 1)")
+    bad = [c for c in data.thing_classes if not 0 <= c < config.model.num_classes]
+    if bad:
+        raise OmudaError(f"data.thing_classes holds ids outside 0..18: {bad}")
+    needs_teacher = adaptation.masking != "none" or adaptation.class_decoupling != "none"
+    if needs_teacher and not adaptation.self_training:
+        raise OmudaError(
+            "adaptation.masking and adaptation.class_decoupling need the teacher's pseudo-labels:"
+            " set adaptation.self_training=true"
+        )

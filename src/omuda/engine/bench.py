@@ -1,0 +1,172 @@
+"""`omuda bench`: time the full training step on random in-memory data.
+
+No data loading is involved (it is measured separately): the step runs on fixed random
+batches of the configured crop size, after warm-up iterations, with the device
+synchronised around every timed region.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from omuda.adaptation.teacher import make_teacher
+from omuda.config import Config
+from omuda.engine import builders
+from omuda.engine.distributed import init_distributed
+from omuda.engine.optim import build_optimizer, lr_factor, set_learning_rate
+from omuda.engine.step import SectionTimer, StepState, train_step
+from omuda.engine.train import amp_dtype, autocast_factory
+
+
+@dataclass
+class BenchReport:
+    device: str
+    config: str
+    iteration_seconds: list[float]
+    section_seconds: dict[str, float]  # median per iteration
+    peak_memory_gb: float
+    peak_memory_kind: str  # "cuda allocated" or "process RSS"
+    flops_per_iteration: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.iteration_seconds)
+
+    def table(self) -> str:
+        times = self.iteration_seconds
+        lines = [
+            f"device: {self.device}   config: {self.config}",
+            f"iterations timed: {len(times)}   median {self.median:.3f} s"
+            f"   min {min(times):.3f} s   max {max(times):.3f} s"
+            f"   ({1.0 / self.median:.2f} it/s)",
+            f"peak memory: {self.peak_memory_gb:.2f} GB ({self.peak_memory_kind})",
+        ]
+        if self.flops_per_iteration:
+            achieved = self.flops_per_iteration / self.median / 1e12
+            lines.append(
+                f"FLOP per iteration: {self.flops_per_iteration / 1e12:.2f} T"
+                f"   achieved {achieved:.2f} TFLOP/s"
+            )
+        lines.append("breakdown (median seconds per iteration):")
+        for name, seconds in self.section_seconds.items():
+            lines.append(f"  {name:<18} {seconds:8.4f}")
+        lines.extend(self.notes)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "device": self.device,
+            "config": self.config,
+            "median_seconds": self.median,
+            "iterations_per_second": 1.0 / self.median,
+            "iteration_seconds": self.iteration_seconds,
+            "section_seconds": self.section_seconds,
+            "peak_memory_gb": self.peak_memory_gb,
+            "peak_memory_kind": self.peak_memory_kind,
+            "flops_per_iteration": self.flops_per_iteration,
+        }
+
+
+def random_batch(cfg: Config, device: torch.device, generator: torch.Generator) -> dict:
+    """uint8 images (B,3,h,w) and labels (B,h,w) of blocky random classes, thing classes too."""
+    height, width = cfg.data.crop_size
+    batch = cfg.data.batch_size
+    images = torch.randint(0, 256, (batch, 3, height, width), generator=generator)
+    cells = torch.randint(
+        0, cfg.model.num_classes, (batch, 1, height // 16, width // 16), generator=generator
+    )
+    labels = torch.nn.functional.interpolate(cells.float(), size=(height, width), mode="nearest")
+    return {
+        "image": images.to(torch.uint8).to(device),
+        "label": labels[:, 0].long().to(device),
+    }
+
+
+def _peak_rss_gb() -> float:
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e9
+
+
+def run_benchmark(cfg: Config, iters: int = 10, warmup: int = 3) -> BenchReport:
+    """Time `iters` training steps after `warmup` steps; see the module docstring."""
+    dist_info = init_distributed(cfg.train.device)
+    device = dist_info.device
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    torch.manual_seed(cfg.train.seed)
+    adaptation = cfg.adaptation
+    student = builders.build_student(cfg).to(device)
+    if cfg.train.channels_last:
+        student = student.to(memory_format=torch.channels_last)
+    teacher = make_teacher(student) if adaptation.self_training else None
+    imagenet = None
+    if adaptation.feature_distillation != "none":
+        imagenet = builders.build_imagenet_backbone(cfg).to(device)
+    optimizer = build_optimizer(
+        student, cfg.train.lr, cfg.train.weight_decay, cfg.train.head_lr_mult, cfg.train.betas
+    )
+    step_student = torch.compile(student) if cfg.train.compile else student
+    state = StepState(0, torch.Generator(device=device), torch.zeros(19, device=device))
+    state.generator.manual_seed(cfg.train.seed)
+    data_generator = torch.Generator().manual_seed(cfg.train.seed)
+    batch_src = random_batch(cfg, device, data_generator)
+    batch_tgt = random_batch(cfg, device, data_generator) if teacher is not None else None
+    autocast = autocast_factory(device, amp_dtype(cfg, device))
+    student.train()
+
+    iteration_seconds: list[float] = []
+    sections: dict[str, list[float]] = {}
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for index in range(warmup + iters):
+        set_learning_rate(optimizer, lr_factor(1000 + index, 40000, 1500, 1e-6, 1.0))
+        timer = SectionTimer(device, enabled=index >= warmup)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        train_step(
+            batch_src,
+            batch_tgt,
+            step_student,
+            teacher,
+            imagenet,
+            optimizer,
+            state,
+            adaptation,
+            cfg.data.thing_classes,
+            autocast,
+            lambda: None,
+            timer,
+        )
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if index >= warmup:
+            iteration_seconds.append(time.perf_counter() - start)
+            for name, seconds in timer.seconds.items():
+                sections.setdefault(name, []).append(seconds)
+    if device.type == "cuda":
+        peak, kind = torch.cuda.max_memory_allocated(device) / 1e9, "cuda allocated"
+        device_name = torch.cuda.get_device_name(device)
+    else:
+        peak, kind = _peak_rss_gb(), "process RSS"
+        device_name = f"cpu ({torch.get_num_threads()} threads)"
+    report = BenchReport(
+        device=device_name,
+        config=cfg.name,
+        iteration_seconds=iteration_seconds,
+        section_seconds={name: statistics.median(v) for name, v in sections.items()},
+        peak_memory_gb=peak,
+        peak_memory_kind=kind,
+    )
+    report.notes.append(
+        "sections are timed with a device sync around each, so their sum exceeds the "
+        "unsynchronised iteration time slightly"
+    )
+    return report

@@ -1,0 +1,139 @@
+"""Turn a `Config` into datasets, samplers and models (the only place config meets code)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from omuda.config import Config, DatasetConfig
+from omuda.data.datasets import (
+    SegmentationDataset,
+    cityscapes_pairs,
+    class_pixel_counts,
+    gta_pairs,
+    synthia_pairs,
+)
+from omuda.data.labels import CLASS_NAMES, STUFF_CLASSES
+from omuda.data.prepare import load_class_stats
+from omuda.data.sampling import (
+    SourceSampler,
+    TargetSampler,
+    class_probabilities,
+    format_class_probabilities,
+)
+from omuda.models import build_backbone, build_segmentor
+
+
+def dataset_root(cfg: Config, dataset: DatasetConfig) -> Path:
+    """`dataset.path` resolved against `data.root` (absolute paths are kept)."""
+    path = Path(dataset.path).expanduser()
+    return path if path.is_absolute() else Path(cfg.data.root).expanduser() / path
+
+
+def dataset_pairs(cfg: Config, dataset: DatasetConfig) -> list[tuple[Path, Path]]:
+    root = dataset_root(cfg, dataset)
+    if dataset.kind == "gta":
+        return gta_pairs(root)
+    if dataset.kind == "synthia":
+        return synthia_pairs(root)
+    return cityscapes_pairs(root, dataset.split)
+
+
+def build_train_dataset(cfg: Config, dataset: DatasetConfig) -> SegmentationDataset:
+    """A cropping, flipping training dataset (source or target)."""
+    min_crop_pixels = int(cfg.data.sampling.min_pixels * cfg.data.sampling.min_crop_ratio)
+    return SegmentationDataset(
+        dataset_pairs(cfg, dataset),
+        scale=dataset.scale,
+        crop_size=cfg.data.crop_size,
+        cat_max_ratio=cfg.data.cat_max_ratio,
+        flip=True,
+        min_class_pixels=min_crop_pixels,
+        name=dataset.kind,
+    )
+
+
+def build_val_dataset(cfg: Config) -> SegmentationDataset:
+    """Whole images at the test scale, labels at full size."""
+    return SegmentationDataset(
+        dataset_pairs(cfg, cfg.data.val),
+        scale=cfg.data.val.scale,
+        crop_size=None,
+        name=f"{cfg.data.val.kind}-{cfg.data.val.split}",
+    )
+
+
+def source_class_pixels(cfg: Config, dataset: SegmentationDataset) -> np.ndarray:
+    """(N,19) per-image class pixel counts of the source, aligned with the dataset order."""
+    root = dataset_root(cfg, cfg.data.source)
+    stats = load_class_stats(root)
+    return class_pixel_counts(stats, dataset.pairs, root)
+
+
+def build_source_sampler(
+    cfg: Config,
+    class_pixels: np.ndarray,
+    start: int,
+    rank: int,
+    world_size: int,
+    verbose: bool,
+) -> SourceSampler:
+    """The configured sampling strategy; prints its class probabilities when verbose."""
+    sampling = cfg.data.sampling
+    pixel_fraction = class_pixels.sum(0) / max(class_pixels.sum(), 1)
+    probabilities = class_probabilities(
+        sampling.strategy,
+        pixel_fraction,
+        foreground_classes=cfg.data.thing_classes,
+        background_classes=tuple(c for c in range(19) if c not in cfg.data.thing_classes)
+        or STUFF_CLASSES,
+        rcs_temperature=sampling.rcs_temperature,
+        cam_temperature_foreground=sampling.cam_temperature_foreground,
+        cam_temperature_background=sampling.cam_temperature_background,
+        foreground_probability=sampling.foreground_probability,
+    )
+    if verbose and probabilities is not None:
+        print(f"source sampling '{sampling.strategy}', class probabilities:")
+        print(format_class_probabilities(probabilities, CLASS_NAMES))
+    return SourceSampler(
+        class_pixels,
+        sampling.strategy,
+        seed=cfg.train.seed,
+        probabilities=probabilities,
+        min_pixels=sampling.min_pixels,
+        start=start,
+        rank=rank,
+        world_size=world_size,
+    )
+
+
+def build_target_sampler(
+    cfg: Config, num_images: int, start: int, rank: int, world_size: int
+) -> TargetSampler:
+    # A different seed stream from the source sampler, so the pairs are not aligned.
+    return TargetSampler(
+        num_images, seed=cfg.train.seed + 7919, start=start, rank=rank, world_size=world_size
+    )
+
+
+def build_student(cfg: Config) -> nn.Module:
+    model = cfg.model
+    return build_segmentor(
+        model.backbone,
+        num_classes=model.num_classes,
+        decoder_channels=model.decoder_channels,
+        drop_path_rate=model.drop_path_rate,
+        dropout=model.dropout,
+        pretrained=model.pretrained,
+    )
+
+
+def build_imagenet_backbone(cfg: Config) -> nn.Module:
+    """The frozen ImageNet feature extractor of FD/FDM: eval mode, no gradients."""
+    backbone = build_backbone(cfg.model.backbone, cfg.model.pretrained, drop_path_rate=0.0)
+    backbone.eval()
+    for param in backbone.parameters():
+        param.requires_grad_(False)
+    return backbone

@@ -1,0 +1,291 @@
+"""Test-time inference (whole image or sliding window) and dataset-wide mIoU evaluation.
+
+Protocol (DAFormer): the network sees the target image at the test scale (1024x512 for
+Cityscapes), its logits are resized bilinearly to the full label size (2048x1024), and
+intersections and unions are summed over the whole split before the IoU is taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from omuda.data.labels import CLASS_NAMES, NUM_CLASSES, SYNTHIA_13_CLASSES, SYNTHIA_16_CLASSES
+from omuda.data.transforms import normalize
+from omuda.engine.distributed import all_reduce_sum_
+from omuda.engine.metrics import ConfusionMatrix
+from omuda.errors import OmudaError
+
+INFERENCE_MODES = ("whole", "slide")
+# Sliding windows go through the network in groups of this many (one forward each).
+_WINDOWS_PER_FORWARD = 4
+
+
+def _forward_logits(model: nn.Module, images: Tensor, num_classes: int) -> Tensor:
+    """images (N,3,h,w) float -> logits (N,K,h,w) float32, from a SegOutput or a bare tensor."""
+    output = model(images)
+    logits = output.logits if hasattr(output, "logits") else output
+    if logits.shape[1] != num_classes:
+        raise OmudaError(
+            f"the model predicts {logits.shape[1]} classes but {num_classes} were expected"
+        )
+    return logits.float()
+
+
+def _window_starts(length: int, crop: int, stride: int) -> list[int]:
+    """Start offsets of windows of size `crop` covering 0..length (length >= crop).
+
+    mmseg's grid: ceil((length - crop) / stride) + 1 windows, the last one shifted back so
+    it ends exactly at the border.
+    """
+    num_windows = max(length - crop + stride - 1, 0) // stride + 1
+    return [min(index * stride, length - crop) for index in range(num_windows)]
+
+
+def _slide_logits(
+    model: nn.Module,
+    image: Tensor,
+    crop_size: tuple[int, int],
+    stride: tuple[int, int],
+    num_classes: int,
+) -> Tensor:
+    """image (1,3,h,w) normalised -> (1,K,h,w) float32 logits averaged over overlapping
+    windows of crop_size (height, width) placed every stride (height, width) pixels."""
+    crop_height, crop_width = crop_size
+    stride_height, stride_width = stride
+    height, width = image.shape[2:]
+    # An image smaller than the crop is zero-padded (the mean colour after normalisation) on
+    # the bottom/right so every window has the crop size; the padding is cut off at the end.
+    pad_bottom = max(crop_height - height, 0)
+    pad_right = max(crop_width - width, 0)
+    if pad_bottom or pad_right:
+        image = F.pad(image, (0, pad_right, 0, pad_bottom))
+    padded_height, padded_width = image.shape[2:]
+
+    windows = [
+        (top, left)
+        for top in _window_starts(padded_height, crop_height, stride_height)
+        for left in _window_starts(padded_width, crop_width, stride_width)
+    ]
+    logit_sum = image.new_zeros((1, num_classes, padded_height, padded_width), dtype=torch.float32)
+    window_count = image.new_zeros((1, 1, padded_height, padded_width), dtype=torch.float32)
+    for first in range(0, len(windows), _WINDOWS_PER_FORWARD):
+        group = windows[first : first + _WINDOWS_PER_FORWARD]
+        crops = torch.cat(
+            [image[:, :, top : top + crop_height, left : left + crop_width] for top, left in group]
+        )
+        crop_logits = _forward_logits(model, crops, num_classes)
+        for (top, left), logits in zip(group, crop_logits, strict=True):
+            logit_sum[0, :, top : top + crop_height, left : left + crop_width] += logits
+            window_count[:, :, top : top + crop_height, left : left + crop_width] += 1
+    return (logit_sum / window_count)[:, :, :height, :width]
+
+
+@torch.no_grad()
+def infer_logits(
+    model: nn.Module,
+    image: Tensor,
+    mode: str = "whole",
+    crop_size: tuple[int, int] = (512, 512),
+    stride: tuple[int, int] = (341, 341),
+    num_classes: int = NUM_CLASSES,
+) -> Tensor:
+    """Logits of one image at its own resolution.
+
+    image: (1,3,h,w) float, ImageNet-normalised. mode "whole" runs the network once;
+    "slide" averages the logits of crop_size (height, width) windows every stride
+    (height, width) pixels (mmseg slide_inference). Returns (1,K,h,w) float32.
+    """
+    if image.dim() != 4 or image.shape[0] != 1:
+        raise ValueError(f"expected one image (1,3,h,w), got shape {tuple(image.shape)}")
+    if mode == "whole":
+        return _forward_logits(model, image, num_classes)
+    if mode == "slide":
+        if min(stride) < 1 or any(
+            step > crop for step, crop in zip(stride, crop_size, strict=True)
+        ):
+            # A stride above the crop would leave pixels that no window covers.
+            raise OmudaError(f"slide inference needs 1 <= stride {stride} <= crop {crop_size}")
+        return _slide_logits(model, image, crop_size, stride, num_classes)
+    raise OmudaError(f"unknown inference mode {mode!r}; valid: {', '.join(INFERENCE_MODES)}")
+
+
+def _nan_to_none(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _nanmean(values: list[float]) -> float:
+    present = [value for value in values if not math.isnan(value)]
+    return sum(present) / len(present) if present else math.nan
+
+
+def _percent(value: float) -> str:
+    return "-" if math.isnan(value) else f"{100 * value:.2f}"
+
+
+def iou_table(columns: dict[str, list[float | None]]) -> str:
+    """Side-by-side per-class IoU table in percent: one column per name, each holding K
+    per-class IoUs as fractions (None or NaN = absent class, printed "-"), followed by the
+    mIoU rows (all K classes; with K = 19 also the SYNTHIA 16- and 13-class means)."""
+    if not columns:
+        raise ValueError("iou_table needs at least one column")
+    columns = {
+        name: [math.nan if value is None else float(value) for value in values]
+        for name, values in columns.items()
+    }
+    num_classes = len(next(iter(columns.values())))
+    for name, values in columns.items():
+        if len(values) != num_classes:
+            raise ValueError(f"column {name!r} has {len(values)} values, expected {num_classes}")
+
+    names = CLASS_NAMES if num_classes == NUM_CLASSES else tuple(map(str, range(num_classes)))
+    rows = [
+        (name, [values[index] for values in columns.values()]) for index, name in enumerate(names)
+    ]
+    summaries: list[tuple[str, list[int]]] = [(f"mIoU ({num_classes})", list(range(num_classes)))]
+    if num_classes == NUM_CLASSES:
+        summaries += [
+            ("mIoU (16)", list(SYNTHIA_16_CLASSES)),
+            ("mIoU (13)", list(SYNTHIA_13_CLASSES)),
+        ]
+    summary_rows = [
+        (label, [_nanmean([values[c] for c in subset]) for values in columns.values()])
+        for label, subset in summaries
+    ]
+
+    name_width = max(len(name) for name, _ in rows + summary_rows)
+    widths = [max(len(name), 6) for name in columns]
+    header = "class".ljust(name_width) + "".join(
+        f"  {name:>{width}}" for name, width in zip(columns, widths, strict=True)
+    )
+    rule = "-" * len(header)
+
+    def format_row(label: str, values: list[float]) -> str:
+        cells = "".join(
+            f"  {_percent(value):>{width}}" for value, width in zip(values, widths, strict=True)
+        )
+        return label.ljust(name_width) + cells
+
+    lines = [header, rule]
+    lines += [format_row(label, values) for label, values in rows]
+    lines.append(rule)
+    lines += [format_row(label, values) for label, values in summary_rows]
+    return "\n".join(lines)
+
+
+def comparison_table(results: dict[str, dict]) -> str:
+    """Per-class IoU of several runs side by side, e.g. {"source-only": ..., "omuda": ...},
+    each value an `EvalResult.to_dict()` (as saved in eval.json)."""
+    if not results:
+        raise OmudaError("nothing to compare: no evaluation results given")
+    columns = {}
+    for name, result in results.items():
+        if not isinstance(result, dict) or not isinstance(result.get("iou"), list):
+            raise OmudaError(f"evaluation {name!r} holds no per-class 'iou' list")
+        columns[name] = result["iou"]
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        raise OmudaError(f"the evaluations score different numbers of classes: {sorted(lengths)}")
+    return iou_table(columns)
+
+
+@dataclass
+class EvalResult:
+    """Scores of one evaluation; IoUs are fractions in 0..1, NaN where a class is absent
+    from both labels and predictions."""
+
+    iou: list[float]  # per class, K values
+    miou: float  # mean over all K classes (19 for Cityscapes)
+    miou16: float  # SYNTHIA protocol: 19 minus terrain, truck, train
+    miou13: float  # SYNTHIA protocol: 16 minus wall, fence, pole
+    pixel_accuracy: float
+    num_images: int
+
+    def table(self, extra_columns: dict[str, list[float]] | None = None, title: str = "IoU") -> str:
+        """Per-class IoU table in percent, one row per class plus the mIoU rows.
+
+        extra_columns maps a column name to K per-class IoUs (fractions, like `self.iou`),
+        e.g. {"source-only": other.iou}, printed beside this result's column `title`.
+        """
+        columns = {title: list(self.iou), **(extra_columns or {})}
+        accuracy = f"pixel accuracy {_percent(self.pixel_accuracy)}, {self.num_images} images"
+        return iou_table(columns) + "\n" + accuracy
+
+    def to_dict(self) -> dict:
+        """JSON-ready copy of the fields; NaN becomes None."""
+        return {
+            "iou": [_nan_to_none(value) for value in self.iou],
+            "miou": _nan_to_none(self.miou),
+            "miou16": _nan_to_none(self.miou16),
+            "miou13": _nan_to_none(self.miou13),
+            "pixel_accuracy": _nan_to_none(self.pixel_accuracy),
+            "num_images": self.num_images,
+        }
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    device: torch.device,
+    mode: str = "whole",
+    crop_size: tuple[int, int] = (512, 512),
+    stride: tuple[int, int] = (341, 341),
+    num_classes: int = NUM_CLASSES,
+    amp_dtype: torch.dtype | None = None,
+    progress: bool = True,
+    rank: int = 0,
+    world_size: int = 1,
+) -> EvalResult:
+    """mIoU of `model` on `dataset`, each rank scoring items rank, rank+world_size, ...
+
+    Dataset items: {"image": uint8 (3,h,w) at the test scale, "label": int64 (H,W) at full
+    size, 255 = ignore}. Logits are resized bilinearly to (H,W) before the argmax. All
+    ranks must call this; the counts are summed across ranks, so every rank gets the same
+    result. The model's train/eval mode is restored afterwards.
+    """
+    if mode not in INFERENCE_MODES:
+        raise OmudaError(f"unknown inference mode {mode!r}; valid: {', '.join(INFERENCE_MODES)}")
+    device = torch.device(device)
+    confusion = ConfusionMatrix(num_classes, device)
+    indices = range(rank, len(dataset), world_size)
+    autocast = (
+        (lambda: torch.autocast(device_type=device.type, dtype=amp_dtype))
+        if amp_dtype is not None
+        else contextlib.nullcontext
+    )
+    was_training = model.training
+    model.eval()
+    try:
+        for index in tqdm(indices, desc="eval", disable=not progress, dynamic_ncols=True):
+            item = dataset[index]
+            image = normalize(item["image"].unsqueeze(0).to(device, non_blocking=True))
+            label = item["label"].to(device, non_blocking=True).long()
+            with autocast():
+                logits = infer_logits(model, image, mode, crop_size, stride, num_classes)
+            logits = F.interpolate(
+                logits.float(), size=label.shape[-2:], mode="bilinear", align_corners=False
+            )
+            confusion.update(logits.argmax(dim=1), label.unsqueeze(0))
+    finally:
+        model.train(was_training)
+
+    confusion.reduce_across_ranks()
+    num_images = all_reduce_sum_(torch.tensor([len(indices)], device=device))
+    per_class = confusion.iou().tolist()
+    has_synthia_classes = num_classes == NUM_CLASSES
+    return EvalResult(
+        iou=per_class,
+        miou=confusion.mean_iou(),
+        miou16=confusion.mean_iou(SYNTHIA_16_CLASSES) if has_synthia_classes else math.nan,
+        miou13=confusion.mean_iou(SYNTHIA_13_CLASSES) if has_synthia_classes else math.nan,
+        pixel_accuracy=confusion.pixel_accuracy(),
+        num_images=int(num_images.item()),
+    )

@@ -1,0 +1,138 @@
+"""Segment image files: colour prediction, train-id map and overlay PNGs per image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from omuda.data.io import read_image, write_image, write_label
+from omuda.data.labels import colorize
+from omuda.data.transforms import normalize, resize_image
+from omuda.engine.evaluate import INFERENCE_MODES, infer_logits
+from omuda.errors import OmudaError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def collect_images(inputs: list[Path]) -> list[Path]:
+    """Image files named by `inputs`: files as given, folders searched recursively for
+    *.png, *.jpg, *.jpeg (any case), each folder's files sorted.
+
+    Raises OmudaError for a missing path, a folder without images, or two images that
+    would write the same output names (same stem).
+    """
+    images: list[Path] = []
+    for path in map(Path, inputs):
+        if path.is_dir():
+            found = sorted(
+                file
+                for file in path.rglob("*")
+                if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not found:
+                raise OmudaError(f"no .png/.jpg/.jpeg images found under {path}")
+            images += found
+        elif path.is_file():
+            images.append(path)
+        else:
+            raise OmudaError(f"input not found: {path}")
+
+    unique: dict[Path, Path] = {}  # resolved path -> path as given; drops repeats
+    by_stem: dict[str, Path] = {}
+    for image in images:
+        resolved = image.resolve()
+        if resolved in unique:
+            continue
+        unique[resolved] = image
+        if image.stem in by_stem:
+            raise OmudaError(
+                f"{by_stem[image.stem]} and {image} would write the same output files "
+                f"({image.stem}_pred.png); predict them into separate folders"
+            )
+        by_stem[image.stem] = image
+    return list(unique.values())
+
+
+def overlay(image: np.ndarray, colours: np.ndarray, alpha: float) -> np.ndarray:
+    """Blend (H,W,3) uint8 image and colours: (1 - alpha) * image + alpha * colours, uint8."""
+    blended = (1.0 - alpha) * image.astype(np.float32) + alpha * colours.astype(np.float32)
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+@torch.no_grad()
+def predict_image(
+    model: nn.Module,
+    image: np.ndarray,
+    device: torch.device,
+    scale: tuple[int, int] = (1024, 512),
+    mode: str = "whole",
+    crop_size: tuple[int, int] = (512, 512),
+    stride: tuple[int, int] = (341, 341),
+) -> np.ndarray:
+    """Train ids (H,W) uint8 for one (H,W,3) uint8 RGB image.
+
+    The network sees the image resized (keeping its aspect ratio) to `scale` (width,
+    height); the logits are resized bilinearly back to (H,W) before the argmax.
+    """
+    height, width = image.shape[:2]
+    resized = resize_image(image, scale)
+    images_uint8 = torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1)[None]
+    images = normalize(images_uint8.to(device))
+    logits = infer_logits(model, images, mode, crop_size, stride)
+    logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+    return logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
+
+
+def predict_paths(
+    model: nn.Module,
+    inputs: list[Path],
+    out_dir: Path,
+    device: torch.device,
+    scale: tuple[int, int] = (1024, 512),
+    mode: str = "whole",
+    crop_size: tuple[int, int] = (512, 512),
+    stride: tuple[int, int] = (341, 341),
+    overlay_alpha: float = 0.5,
+    progress: bool = False,
+) -> list[Path]:
+    """Segment every image named by `inputs` (files or folders) and write, per image, into
+    out_dir at the image's original size:
+
+    - `<stem>_pred.png`: Cityscapes-palette colours,
+    - `<stem>_trainIds.png`: uint8 train ids 0..18,
+    - `<stem>_overlay.png`: (1 - overlay_alpha) * image + overlay_alpha * colours.
+
+    scale (width, height) is the keep-ratio inference size; mode, crop_size and stride as
+    in `infer_logits`. Returns the written paths, three per image in the order above.
+    Raises OmudaError for a missing input or an unreadable image (naming it).
+    """
+    if not 0.0 <= overlay_alpha <= 1.0:
+        raise OmudaError(f"overlay alpha must lie in [0, 1], got {overlay_alpha}")
+    if mode not in INFERENCE_MODES:
+        raise OmudaError(f"unknown inference mode {mode!r}; valid: {', '.join(INFERENCE_MODES)}")
+    image_paths = collect_images(inputs)
+    out_dir = Path(out_dir)
+    device = torch.device(device)
+    written: list[Path] = []
+    was_training = model.training
+    model.eval()
+    try:
+        for image_path in tqdm(image_paths, desc="predict", disable=not progress):
+            image = read_image(image_path)
+            train_ids = predict_image(model, image, device, scale, mode, crop_size, stride)
+            colours = colorize(train_ids)
+            pred_path = out_dir / f"{image_path.stem}_pred.png"
+            train_ids_path = out_dir / f"{image_path.stem}_trainIds.png"
+            overlay_path = out_dir / f"{image_path.stem}_overlay.png"
+            write_image(pred_path, colours)
+            write_label(train_ids_path, train_ids)
+            write_image(overlay_path, overlay(image, colours, overlay_alpha))
+            written += [pred_path, train_ids_path, overlay_path]
+    finally:
+        model.train(was_training)
+    return written

@@ -1,0 +1,317 @@
+"""One training iteration of DAFormer / MIC / OMUDA self-training (SPEC sections 4-5).
+
+`train_step` reads top to bottom like the method:
+teacher update -> source loss -> feature distillation (FD or FDM) -> pseudo-labels ->
+ClassMix -> strong augmentation -> target loss L_T -> masked loss L_M (MIC block mask or
+OMUDA's context-aware mask) -> CDM statistics -> optimiser step.
+Every term can be switched off in `AdaptationConfig`; with everything off it is plain
+supervised training on the source.
+
+Each domain's graph is freed by its own backward (as DAFormer does) so peak memory holds
+one forward at a time; gradients accumulate and the optimiser steps once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from omuda.adaptation.augment import strong_augment
+from omuda.adaptation.class_decoupling import (
+    class_balanced_cross_entropy,
+    class_weights,
+    update_disagreement,
+)
+from omuda.adaptation.classmix import classmix
+from omuda.adaptation.feature_distance import (
+    downscale_label_majority,
+    feature_distance_loss,
+    thing_cell_mask,
+)
+from omuda.adaptation.losses import cross_entropy, weighted_cross_entropy
+from omuda.adaptation.masking import (
+    apply_mask,
+    block_mask,
+    context_aware_mask,
+    grid_mask,
+    random_patch_mask,
+)
+from omuda.adaptation.pseudo_labels import pseudo_labels
+from omuda.adaptation.relational_kd import foreground_cell_pairs, relational_kd_loss
+from omuda.adaptation.teacher import ema_alpha, update_teacher
+from omuda.config import AdaptationConfig
+from omuda.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
+
+IGNORE_INDEX = 255
+
+
+@dataclass
+class StepState:
+    """What the step carries from one iteration to the next (all saved in checkpoints)."""
+
+    iteration: int
+    generator: torch.Generator  # mixing, augmentation, masks, KD cell subsets
+    class_disagreement: Tensor  # (K,) CDM running per-class disagreement rate
+
+
+class SectionTimer:
+    """Times named parts of the step for `omuda bench`; a no-op unless `enabled`."""
+
+    def __init__(self, device: torch.device, enabled: bool = False) -> None:
+        self.device = device
+        self.enabled = enabled
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
+        import time
+
+        self._sync()
+        start = time.perf_counter()
+        yield
+        self._sync()
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+def train_step(
+    batch_src: dict,
+    batch_tgt: dict | None,
+    student: nn.Module,
+    teacher: nn.Module | None,
+    imagenet_backbone: nn.Module | None,
+    optimizer: torch.optim.Optimizer,
+    state: StepState,
+    cfg: AdaptationConfig,
+    thing_classes: tuple[int, ...],
+    autocast: Callable[[], contextlib.AbstractContextManager],
+    average_gradients: Callable[[], None],
+    timer: SectionTimer | None = None,
+) -> dict[str, Tensor]:
+    """Run one iteration and return the detached loss terms (no host sync inside).
+
+    batch_src: {"image": uint8 (B,3,H,W), "label": long (B,H,W)}, on the device.
+    batch_tgt: {"image": uint8 (B,3,H,W)} or None for source-only training.
+    """
+    timer = timer or SectionTimer(torch.device("cpu"))
+    x_src = normalize(batch_src["image"])
+    y_src = batch_src["label"]
+    num_classes = state.class_disagreement.numel()
+    losses: dict[str, Tensor] = {}
+    optimizer.zero_grad(set_to_none=True)
+
+    # 1. EMA teacher: alpha = min(1 - 1/(it+1), alpha_max); at it 0 a plain copy.
+    if teacher is not None:
+        with timer("ema"):
+            update_teacher(teacher, _unwrap(student), ema_alpha(state.iteration, cfg.ema_alpha))
+
+    # 2. Source loss L_S (+ features for the distillation term).
+    distill = cfg.feature_distillation != "none" and imagenet_backbone is not None
+    with timer("source"), autocast():
+        out_src = student(x_src, return_features=distill)
+        loss_source = cross_entropy(out_src.logits, y_src)
+        losses["source"] = loss_source.detach()
+
+        # 3. Feature distillation on thing-class cells: DAFormer's FD or OMUDA's FDM.
+        if distill:
+            loss_distill = _distillation_loss(
+                out_src, x_src, y_src, imagenet_backbone, cfg, thing_classes, state, num_classes
+            )
+            losses[cfg.feature_distillation] = loss_distill.detach()
+            loss_source = loss_source + loss_distill
+    with timer("source_backward"):
+        loss_source.backward()
+    del out_src
+
+    if teacher is not None and batch_tgt is not None:
+        x_tgt = normalize(batch_tgt["image"])
+
+        # 4. Pseudo-labels from the teacher on the clean target image.
+        with timer("teacher"), torch.no_grad(), autocast():
+            logits_teacher = teacher(x_tgt).logits
+            y_pseudo, w_pseudo = pseudo_labels(
+                logits_teacher.float(),
+                threshold=cfg.pseudo_threshold,
+                ignore_top=cfg.pseudo_ignore_top,
+                ignore_bottom=cfg.pseudo_ignore_bottom,
+                per_image=cfg.pseudo_per_image,
+            )
+        losses["pseudo_confidence"] = w_pseudo.mean().detach()
+
+        # CDM: class weights from the running disagreement of past iterations.
+        class_weight = None
+        if cfg.class_decoupling != "none":
+            class_weight = class_weights(state.class_disagreement, cfg.class_decoupling)
+        student_agreement_source: Tensor | None = None
+
+        # 5-7. ClassMix -> strong augmentation -> target loss L_T.
+        if cfg.mix == "classmix":
+            with timer("mix"):
+                x_mix, y_mix, w_mix, pasted = classmix(
+                    x_src, y_src, x_tgt, y_pseudo, w_pseudo, generator=state.generator
+                )
+                if cfg.augment:
+                    x_mix = _augment(x_mix, cfg, state.generator)
+            with timer("target"), autocast():
+                logits_mix = student(x_mix).logits
+                loss_target = _target_loss(
+                    logits_mix, y_mix, w_mix, class_weight, target_region=1.0 - pasted[:, 0]
+                )
+            losses["target"] = loss_target.detach()
+            with timer("target_backward"):
+                loss_target.backward()
+            student_agreement_source = torch.where(
+                pasted[:, 0] > 0, IGNORE_INDEX, logits_mix.detach().argmax(1)
+            )
+            del logits_mix
+
+        # 8. Masked consistency L_M: the student sees a masked (augmented) target image
+        #    and must predict the teacher's pseudo-label of the clean image.
+        if cfg.masking != "none":
+            with timer("mask"):
+                keep = _keep_mask(cfg, y_pseudo, thing_classes, state.generator)
+                x_masked = _augment(x_tgt, cfg, state.generator) if cfg.augment else x_tgt
+                x_masked = apply_mask(x_masked, keep)
+            with timer("masked"), autocast():
+                logits_masked = student(x_masked).logits
+                loss_masked = cfg.mask_loss_weight * _target_loss(
+                    logits_masked, y_pseudo, w_pseudo, class_weight
+                )
+            losses["masked"] = loss_masked.detach()
+            with timer("masked_backward"):
+                loss_masked.backward()
+            student_agreement_source = logits_masked.detach().argmax(1)
+            del logits_masked
+
+        # CDM statistic: per-class disagreement of student vs pseudo-label (no extra forward).
+        if class_weight is not None and student_agreement_source is not None:
+            valid = (y_pseudo != IGNORE_INDEX) & (student_agreement_source != IGNORE_INDEX)
+            state.class_disagreement = update_disagreement(
+                state.class_disagreement,
+                student_agreement_source,
+                y_pseudo,
+                valid,
+                momentum=cfg.cdm_momentum,
+            )
+
+    # 9. One optimiser step on the accumulated gradients.
+    with timer("optimizer"):
+        average_gradients()
+        optimizer.step()
+    state.iteration += 1
+    return losses
+
+
+def _distillation_loss(
+    out_src: object,
+    x_src: Tensor,
+    y_src: Tensor,
+    imagenet_backbone: nn.Module,
+    cfg: AdaptationConfig,
+    thing_classes: tuple[int, ...],
+    state: StepState,
+    num_classes: int,
+) -> Tensor:
+    """FD (L2 to frozen ImageNet features) or FDM (relational KD) on source thing cells."""
+    with torch.no_grad():
+        feat_imagenet = imagenet_backbone(x_src)[-1].float()
+    feat_student = out_src.features[-1].float()
+    if cfg.feature_distillation == "fd":
+        return cfg.fd_lambda * feature_distance_loss(
+            feat_student,
+            feat_imagenet,
+            y_src,
+            thing_classes,
+            num_classes=num_classes,
+            min_ratio=cfg.fd_min_ratio,
+        )
+    if cfg.kd_features == "decoder":
+        # The decoder's fused map, pooled to the stage-4 grid of the ImageNet features.
+        feat_student = F.adaptive_avg_pool2d(out_src.fused.float(), feat_imagenet.shape[-2:])
+    scale = x_src.shape[-1] // feat_imagenet.shape[-1]
+    cells = downscale_label_majority(y_src, scale, num_classes, min_ratio=cfg.fd_min_ratio)
+    cells = cells[:, : feat_imagenet.shape[-2], : feat_imagenet.shape[-1]]
+    mask = thing_cell_mask(cells, thing_classes)
+    # A fixed number of cells (foreground first, `valid` marks them) avoids a host sync.
+    f_student, f_teacher, valid = foreground_cell_pairs(
+        feat_student, feat_imagenet, mask, max_cells=cfg.kd_max_cells, generator=state.generator
+    )
+    return cfg.kd_lambda * relational_kd_loss(f_student, f_teacher, valid)
+
+
+def _target_loss(
+    logits: Tensor,
+    labels: Tensor,
+    pixel_weight: Tensor,
+    class_weight: Tensor | None,
+    target_region: Tensor | None = None,
+) -> Tensor:
+    """Weighted CE on pseudo-labelled pixels; with CDM, class-decoupled on target pixels.
+
+    logits (B,K,H,W), labels (B,H,W) long, pixel_weight (B,H,W), class_weight (K,) or None,
+    target_region (B,H,W) in {0,1}: pixels that carry pseudo-labels (the rest are pasted
+    source pixels with ground truth, which keep the plain weighted CE).
+    """
+    if class_weight is None:
+        return weighted_cross_entropy(logits, labels, pixel_weight)
+    if target_region is None:
+        return class_balanced_cross_entropy(logits, labels, pixel_weight, class_weight)
+    pseudo_labelled = torch.where(target_region > 0, labels, IGNORE_INDEX)
+    pasted_source = weighted_cross_entropy(logits, labels, pixel_weight * (1.0 - target_region))
+    decoupled = class_balanced_cross_entropy(logits, pseudo_labelled, pixel_weight, class_weight)
+    # Scale the decoupled mean by the target share so the total stays at plain-CE scale.
+    return pasted_source + target_region.mean() * decoupled
+
+
+def _augment(x: Tensor, cfg: AdaptationConfig, generator: torch.Generator) -> Tensor:
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device)
+    std = torch.tensor(IMAGENET_STD, device=x.device)
+    return strong_augment(
+        x,
+        mean,
+        std,
+        generator=generator,
+        jitter_p=cfg.color_jitter_p,
+        blur_p=cfg.blur_p,
+        strength=cfg.color_jitter_strength,
+    )
+
+
+def _keep_mask(
+    cfg: AdaptationConfig,
+    y_pseudo: Tensor,
+    thing_classes: tuple[int, ...],
+    generator: torch.Generator,
+) -> Tensor:
+    """(B,1,H,W) keep mask of the configured masking strategy."""
+    shape = tuple(y_pseudo.shape)
+    device = y_pseudo.device
+    if cfg.masking == "cam":
+        return context_aware_mask(
+            y_pseudo,
+            thing_classes,
+            fine_block=cfg.cam_fine_block,
+            coarse_block=cfg.cam_coarse_block,
+            mask_ratio=cfg.mask_ratio,
+            generator=generator,
+        )
+    if cfg.masking == "block":
+        return block_mask(shape, cfg.mask_block_size, cfg.mask_ratio, generator, device)
+    if cfg.masking == "random":
+        return random_patch_mask(shape, cfg.mask_block_size, cfg.mask_ratio, generator, device)
+    return grid_mask(shape, unit=cfg.mask_block_size, generator=generator, device=device)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)

@@ -1,0 +1,314 @@
+"""The iteration-based training loop: data, models, schedule, evaluation, checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from omuda.adaptation.teacher import make_teacher
+from omuda.config import Config, config_to_dict, save_config
+from omuda.data.datasets import collate
+from omuda.engine import builders
+from omuda.engine.checkpoint import load_checkpoint, save_training_checkpoint
+from omuda.engine.distributed import DistInfo, cleanup, init_distributed
+from omuda.engine.evaluate import EvalResult, evaluate
+from omuda.engine.logging import MetricLogger
+from omuda.engine.optim import build_optimizer, lr_factor, set_learning_rate
+from omuda.engine.step import StepState, train_step
+from omuda.errors import OmudaError
+
+
+def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on CUDA by default (`train.amp=auto`), never silently on CPU."""
+    if cfg.train.amp == "bf16" or (cfg.train.amp == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def autocast_factory(device: torch.device, dtype: torch.dtype | None):  # noqa: ANN201
+    """A zero-argument context-manager factory for the step's forward passes."""
+    if dtype is None:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def infinite_loader(
+    dataset: torch.utils.data.Dataset,
+    sampler: torch.utils.data.Sampler,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+) -> Iterator[dict]:
+    """Batches from an infinite sampler, moved to the device without blocking."""
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        drop_last=True,
+    )
+    for batch in loader:
+        yield {
+            key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
+            for key, value in batch.items()
+        }
+
+
+def gradient_averager(model: nn.Module, dist_info: DistInfo):  # noqa: ANN201
+    """After the step's backward passes: average gradients over ranks in one all-reduce.
+
+    The step runs several forward/backward passes per iteration; averaging once at the end
+    keeps that simple (no DDP no_sync bookkeeping) and costs one flat all-reduce.
+    """
+    if dist_info.world_size == 1:
+        return lambda: None
+
+    def average() -> None:
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        torch.distributed.all_reduce(flat)
+        flat /= dist_info.world_size
+        offset = 0
+        for grad in grads:
+            grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
+            offset += grad.numel()
+
+    return average
+
+
+def _broadcast_buffers(model: nn.Module) -> None:
+    """Keep BatchNorm statistics identical on every rank (CPU/gloo has no SyncBatchNorm)."""
+    for buffer in model.buffers():
+        torch.distributed.broadcast(buffer, src=0)
+
+
+def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train as configured; returns the final evaluation as a dict (main process)."""
+    dist_info = init_distributed(cfg.train.device)
+    device = dist_info.device
+    main = dist_info.rank == 0
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    adaptation = cfg.adaptation
+    uses_target = adaptation.self_training
+
+    # Data.
+    source = builders.build_train_dataset(cfg, cfg.data.source)
+    class_pixels = builders.source_class_pixels(cfg, source)
+    target = builders.build_train_dataset(cfg, cfg.data.target) if uses_target else None
+    val = builders.build_val_dataset(cfg) if cfg.train.eval_interval >= 0 else None
+
+    # Models: student, EMA teacher, frozen ImageNet extractor.
+    student = builders.build_student(cfg).to(device)
+    if device.type == "cuda" and dist_info.world_size > 1:
+        student = nn.SyncBatchNorm.convert_sync_batchnorm(student)
+    if cfg.train.channels_last:
+        student = student.to(memory_format=torch.channels_last)
+    teacher = make_teacher(student) if uses_target else None
+    imagenet = None
+    if adaptation.feature_distillation != "none":
+        if cfg.model.pretrained is None and main:
+            print("warning: feature distillation with a randomly initialised 'ImageNet' model")
+        imagenet = builders.build_imagenet_backbone(cfg).to(device)
+    optimizer = build_optimizer(
+        student, cfg.train.lr, cfg.train.weight_decay, cfg.train.head_lr_mult, cfg.train.betas
+    )
+    torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
+    generator = torch.Generator(device=device)
+    state = StepState(0, generator, torch.zeros(cfg.model.num_classes, device=device))
+
+    checkpoint_path = work_dir / "checkpoints" / "latest.pt"
+    if resume:
+        if not checkpoint_path.is_file():
+            raise OmudaError(f"--resume given but {checkpoint_path} does not exist")
+        _restore(load_checkpoint(checkpoint_path), student, teacher, optimizer, state, device)
+        if main:
+            print(f"resumed from {checkpoint_path} at iteration {state.iteration}")
+    elif main and checkpoint_path.is_file():
+        raise OmudaError(
+            f"{work_dir} already holds checkpoints: pass --resume to continue,"
+            " or choose another --work-dir"
+        )
+    if main:
+        save_config(cfg, work_dir / "config.yaml")
+    # Compile after restoring weights; the step reads the unwrapped module for the EMA.
+    step_student = torch.compile(student) if cfg.train.compile else student
+
+    consumed = state.iteration * cfg.data.batch_size
+    source_sampler = builders.build_source_sampler(
+        cfg, class_pixels, consumed, dist_info.rank, dist_info.world_size, verbose=main
+    )
+    source_batches = infinite_loader(
+        source, source_sampler, cfg.data.batch_size, cfg.data.workers, device
+    )
+    target_batches = None
+    if target is not None:
+        target_sampler = builders.build_target_sampler(
+            cfg, len(target), consumed, dist_info.rank, dist_info.world_size
+        )
+        target_batches = infinite_loader(
+            target, target_sampler, cfg.data.batch_size, cfg.data.workers, device
+        )
+
+    logger = MetricLogger(work_dir, enabled=main)
+    dtype = amp_dtype(cfg, device)
+    autocast = autocast_factory(device, dtype)
+    average_gradients = gradient_averager(student, dist_info)
+    train_cfg = cfg.train
+    bar = tqdm(
+        total=train_cfg.iters,
+        initial=state.iteration,
+        disable=not (progress and main),
+        dynamic_ncols=True,
+    )
+    last_eval: EvalResult | None = None
+    started = time.perf_counter()
+    while state.iteration < train_cfg.iters:
+        iteration = state.iteration
+        factor = lr_factor(
+            iteration,
+            train_cfg.iters,
+            train_cfg.warmup_iters,
+            train_cfg.warmup_ratio,
+            train_cfg.poly_power,
+        )
+        set_learning_rate(optimizer, factor)
+        # Every draw of this iteration is a function of (seed, rank, iteration): resuming
+        # reproduces an uninterrupted run exactly, with no RNG state to carry.
+        iteration_seed = _iteration_seed(train_cfg.seed, dist_info.rank, iteration)
+        torch.manual_seed(iteration_seed)
+        state.generator.manual_seed(iteration_seed)
+        batch_src = next(source_batches)
+        batch_tgt = next(target_batches) if target_batches is not None else None
+        student.train()
+        losses = train_step(
+            batch_src,
+            batch_tgt,
+            step_student,
+            teacher,
+            imagenet,
+            optimizer,
+            state,
+            adaptation,
+            cfg.data.thing_classes,
+            autocast,
+            average_gradients,
+        )
+        if dist_info.world_size > 1 and device.type != "cuda":
+            _broadcast_buffers(student)
+        done = state.iteration
+        if train_cfg.log_interval and (done % train_cfg.log_interval == 0 or done == 1):
+            values = {key: float(value) for key, value in losses.items()}  # the one host sync
+            if any(math.isnan(v) for v in values.values()):
+                raise OmudaError(f"loss became NaN at iteration {done}: {values}")
+            values["lr"] = optimizer.param_groups[0]["lr"]
+            values["seconds"] = time.perf_counter() - started
+            logger.log(done, "train", values)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k in losses})
+        bar.update(1)
+        is_last = done == train_cfg.iters
+        if val is not None and (
+            is_last or (train_cfg.eval_interval and done % train_cfg.eval_interval == 0)
+        ):
+            last_eval = _evaluate(cfg, student, val, dist_info, dtype, progress and main)
+            logger.log(done, "val", {"mIoU": last_eval.miou, "mIoU16": last_eval.miou16})
+            if main:
+                bar.write(f"iter {done}: mIoU {100 * last_eval.miou:.2f}")
+        if main and (
+            is_last or (train_cfg.checkpoint_interval and done % train_cfg.checkpoint_interval == 0)
+        ):
+            save_training_checkpoint(
+                work_dir, done, _checkpoint_state(cfg, student, teacher, optimizer, state)
+            )
+    bar.close()
+    logger.close()
+    result = {"iterations": state.iteration, "seconds": time.perf_counter() - started}
+    if last_eval is not None:
+        result["eval"] = last_eval.to_dict()
+        if main:
+            (work_dir / "eval.json").write_text(json.dumps(result, indent=2))
+            print(last_eval.table())
+    cleanup()
+    return result
+
+
+def _iteration_seed(seed: int, rank: int, iteration: int) -> int:
+    return int(np.random.SeedSequence([seed, rank, iteration]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _evaluate(
+    cfg: Config,
+    student: nn.Module,
+    val: torch.utils.data.Dataset,
+    dist_info: DistInfo,
+    dtype: torch.dtype | None,
+    progress: bool,
+) -> EvalResult:
+    return evaluate(
+        student,
+        val,
+        dist_info.device,
+        mode=cfg.eval.mode,
+        crop_size=cfg.eval.crop_size,
+        stride=cfg.eval.stride,
+        num_classes=cfg.model.num_classes,
+        amp_dtype=dtype,
+        progress=progress,
+        rank=dist_info.rank,
+        world_size=dist_info.world_size,
+    )
+
+
+def _checkpoint_state(
+    cfg: Config,
+    student: nn.Module,
+    teacher: nn.Module | None,
+    optimizer: torch.optim.Optimizer,
+    state: StepState,
+) -> dict:
+    """Everything `--resume` needs, in types `torch.load(weights_only=True)` accepts."""
+    checkpoint = {
+        "model": student.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "iteration": state.iteration,
+        "config": config_to_dict(cfg),
+        "class_disagreement": state.class_disagreement,
+    }
+    if teacher is not None:
+        checkpoint["teacher"] = teacher.state_dict()
+    return checkpoint
+
+
+def _restore(
+    checkpoint: dict,
+    student: nn.Module,
+    teacher: nn.Module | None,
+    optimizer: torch.optim.Optimizer,
+    state: StepState,
+    device: torch.device,
+) -> None:
+    try:
+        student.load_state_dict(checkpoint["model"])
+        if teacher is not None:
+            teacher.load_state_dict(checkpoint["teacher"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        state.iteration = int(checkpoint["iteration"])
+        state.class_disagreement = checkpoint["class_disagreement"].to(device)
+    except (KeyError, RuntimeError) as error:
+        raise OmudaError(
+            f"the checkpoint does not match this configuration ({str(error).splitlines()[0]})"
+        ) from None

@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from omuda.config import Config, config_from_dict, config_to_dict, load_config, parse_override
+from omuda.errors import OmudaError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+
+
+def test_defaults_are_the_paper_settings():
+    cfg = Config()
+    assert cfg.model.backbone == "mit_b5"
+    assert cfg.data.crop_size == (512, 512)
+    assert cfg.train.iters == 40000 and cfg.train.lr == 6e-5 and cfg.train.warmup_iters == 1500
+    assert cfg.adaptation.pseudo_threshold == 0.968 and cfg.adaptation.ema_alpha == 0.999
+
+
+def test_overrides_are_typed_and_nested():
+    cfg = config_from_dict(
+        {"train": {"iters": 10}},
+        ["train.seed=3", "data.crop_size=[64,96]", "model.pretrained=null", "train.lr=1e-3"],
+    )
+    assert cfg.train.iters == 10 and cfg.train.seed == 3
+    assert cfg.data.crop_size == (64, 96)
+    assert cfg.model.pretrained is None
+    assert cfg.train.lr == pytest.approx(1e-3)
+    assert parse_override("data.root=/tmp/x") == ("data.root", "/tmp/x")
+
+
+def test_unknown_key_lists_valid_keys_and_suggests():
+    with pytest.raises(OmudaError, match=r"train\.itres.*did you mean train\.iters.*valid keys"):
+        config_from_dict({}, ["train.itres=5"])
+    with pytest.raises(OmudaError, match="unknown config key 'trian'"):
+        config_from_dict({"trian": {"iters": 5}})
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.iters=ten", "must be an integer"),
+        ("train.compile=1", "true or false"),
+        ("data.crop_size=[64]", "2 entries"),
+        ("adaptation.masking=checkerboard", "must be one of none, block, cam"),
+        ("train.iters=0", "at least 1"),
+        ("train.iters", "KEY=VALUE"),
+    ],
+)
+def test_bad_values_are_rejected(override, message):
+    with pytest.raises(OmudaError, match=message):
+        config_from_dict({}, [override])
+
+
+def test_round_trip_through_yaml(tmp_path):
+    cfg = config_from_dict({"name": "x", "adaptation": {"masking": "cam"}})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config_to_dict(cfg)))
+    assert load_config(path) == cfg
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(OmudaError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(OmudaError, match="not valid YAML"):
+        load_config(bad)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_config_loads(path):
+    load_config(path)
