@@ -47,8 +47,9 @@ model. Source domains (gta, synthia) are rendered "synthetic", the target (citys
   e.g. the target has more cars, persons and bicycles per frame, the source more
   vegetation, terrain and trucks.
 
-Determinism: image i of domain d is drawn from `np.random.default_rng([seed, d, i])` only,
-so the output bytes depend on (seed, shift, counts) and not on `workers`.
+Determinism: image i (0-based) of split d is drawn from
+`np.random.default_rng([seed, d, i])` only (d = 0 gta, 1 cityscapes train, 2 cityscapes
+val, 3 synthia), so the output bytes depend on (seed, shift, counts), never on `workers`.
 """
 
 from __future__ import annotations
@@ -318,7 +319,7 @@ _RATE_TABLE: dict[str, tuple[float, float, float]] = {
     "parked_cars": (1.4, -0.15, 0.30),
     "trucks": (0.35, 0.25, -0.35),
     "buses": (0.30, 0.0, 0.0),
-    "train": (0.20, 0.0, -0.1),  # probability of a tram on rails
+    "train": (0.25, 0.0, -0.1),  # probability of a tram on rails
     "persons": (2.2, -0.20, 0.35),
     "bicycle_riders": (0.35, -0.10, 0.20),
     "motorcycle_riders": (0.30, 0.10, -0.10),
@@ -326,14 +327,14 @@ _RATE_TABLE: dict[str, tuple[float, float, float]] = {
     "parked_motorcycles": (0.25, 0.10, -0.10),
     "trees_per_side": (2.2, 0.25, -0.15),
     "vegetation_segment": (0.30, 0.30, -0.15),  # probability per facade segment
-    "terrain_strip": (0.45, 0.20, -0.10),  # probability per side
+    "terrain_strip": (0.50, 0.20, -0.10),  # probability per side
     "streetlights": (1.8, 0.0, 0.0),
     "traffic_lights": (1.0, 0.0, 0.10),
     "traffic_signs": (1.4, 0.0, 0.10),
     "wall": (0.18, 0.0, 0.0),  # probability per facade segment
     "fence": (0.18, 0.0, 0.0),
     "hedge": (0.15, 0.10, -0.10),
-    "far_block": (0.5, 0.0, 0.0),
+    "far_block": (0.4, 0.0, 0.0),
 }
 
 
@@ -543,8 +544,8 @@ def _sample_street(rng: np.random.Generator, rates: dict[str, float]) -> _Street
     road_right = road_left + road_width
     sidewalk_left = road_left - rng.uniform(1.8, 4.5)
     sidewalk_right = road_right + rng.uniform(1.8, 4.5)
-    terrain_left = rng.uniform(1.5, 5.0) if rng.random() < rates["terrain_strip"] else 0.0
-    terrain_right = rng.uniform(1.5, 5.0) if rng.random() < rates["terrain_strip"] else 0.0
+    terrain_left = rng.uniform(2.0, 6.0) if rng.random() < rates["terrain_strip"] else 0.0
+    terrain_right = rng.uniform(2.0, 6.0) if rng.random() < rates["terrain_strip"] else 0.0
     lane_count = max(1, int(road_width // 3.4))
     lane_width = road_width / lane_count
     lanes = tuple(road_left + lane_width * (k + 0.5) for k in range(lane_count))
@@ -560,7 +561,7 @@ def _sample_street(rng: np.random.Generator, rates: dict[str, float]) -> _Street
         lanes=lanes,
         far_end=far_end,
         has_far_block=has_far_block,
-        has_tram=bool(rng.random() < rates["train"]) and road_width > 8.0,
+        has_tram=bool(rng.random() < rates["train"]) and road_width > 7.5,
     )
 
 
@@ -672,7 +673,7 @@ def _draw_facade_segment(
             blob = _ellipse(z, top * 0.7, 1.6, top * 0.25, 12)
             canvas.fill(camera.side(facade_x, blob), VEGETATION, _shade(green, 0.8))
         return
-    height = rng.uniform(6.0, 26.0)
+    height = rng.uniform(5.0, 22.0)
     wall_colour = look.colour("facade")
     end_face = np.array([[0.0, 0.0], [away * 14.0, 0.0], [away * 14.0, height], [0.0, height]])
     canvas.fill(
@@ -707,7 +708,7 @@ def _draw_far_block(
     x = -150.0
     while x < 150.0:
         width = rng.uniform(10.0, 30.0)
-        height = rng.uniform(8.0, 30.0)
+        height = rng.uniform(6.0, 22.0)
         colour = look.colour("facade")
         canvas.fill(
             camera.front(0.0, depth, _quad(x, 0.0, x + width, height)),
@@ -1431,7 +1432,7 @@ def _sample_camera(rng: np.random.Generator, domain: str, height: int, width: in
     if domain == "synthia":  # higher, more downward-looking viewpoint
         camera_height, horizon_share = rng.uniform(2.5, 7.0), rng.uniform(0.2, 0.38)
     else:
-        camera_height, horizon_share = rng.uniform(1.3, 1.7), rng.uniform(0.39, 0.48)
+        camera_height, horizon_share = rng.uniform(1.3, 1.7), rng.uniform(0.42, 0.5)
     return _Camera(
         focal=width * rng.uniform(0.95, 1.15),
         height_m=camera_height,
