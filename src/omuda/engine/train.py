@@ -61,11 +61,17 @@ def infinite_loader(
         prefetch_factor=4 if workers > 0 else None,
         drop_last=True,
     )
-    for batch in loader:
-        yield {
-            key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
-            for key, value in batch.items()
-        }
+    # Create the iterator now: it draws a seed from the global RNG, which must happen
+    # before the loop reseeds that RNG per iteration (or resumed runs would differ).
+    batches = iter(loader)
+    return (_to_device(batch, device) for batch in batches)
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {
+        key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
+        for key, value in batch.items()
+    }
 
 
 def gradient_averager(model: nn.Module, dist_info: DistInfo):  # noqa: ANN201
@@ -113,6 +119,7 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
     val = builders.build_val_dataset(cfg) if cfg.train.eval_interval >= 0 else None
 
     # Models: student, EMA teacher, frozen ImageNet extractor.
+    torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
     student = builders.build_student(cfg).to(device)
     if device.type == "cuda" and dist_info.world_size > 1:
         student = nn.SyncBatchNorm.convert_sync_batchnorm(student)
@@ -127,7 +134,6 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
     optimizer = build_optimizer(
         student, cfg.train.lr, cfg.train.weight_decay, cfg.train.head_lr_mult, cfg.train.betas
     )
-    torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
     generator = torch.Generator(device=device)
     state = StepState(0, generator, torch.zeros(cfg.model.num_classes, device=device))
 

@@ -1,0 +1,219 @@
+"""End-to-end: synth -> prepare -> train / resume / evaluate / predict on a tiny benchmark."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from omuda.cli import main
+from omuda.config import load_config
+from omuda.data.prepare import prepare_dataset
+from omuda.data.synthetic import generate_benchmark
+from omuda.engine.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = [
+    "data.crop_size=[64,64]",
+    "data.batch_size=2",
+    "data.workers=0",
+    "data.source.scale=[128,72]",
+    "data.target.scale=[128,64]",
+    "data.val.scale=[128,64]",
+    "train.warmup_iters=5",
+    "train.log_interval=5",
+    "train.eval_interval=0",
+    "train.checkpoint_interval=10",
+    "model.decoder_channels=16",
+    "adaptation.pseudo_ignore_top=2",
+    "adaptation.pseudo_ignore_bottom=8",
+    "adaptation.kd_max_cells=16",
+    "adaptation.mask_block_size=8",
+    "adaptation.cam_fine_block=4",
+    "adaptation.cam_coarse_block=8",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_benchmark(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_benchmark(
+        root,
+        seed=0,
+        num_source=8,
+        num_target_train=6,
+        num_target_val=3,
+        num_synthia=4,
+        progress=False,
+    )
+    for kind in ("gta", "cityscapes", "synthia"):
+        assert not prepare_dataset(kind, root / kind, progress=False).problems
+    return root
+
+
+def tiny_config(name: str, root: Path, *extra: str):
+    return load_config(REPO / "configs" / "synthetic" / name, [*TINY, f"data.root={root}", *extra])
+
+
+def test_omuda_resume_reproduces_uninterrupted_run(tiny_benchmark, tmp_path):
+    """20 iterations in one go equal 10 + resume + 10 (all OMUDA components and dropout on)."""
+    straight = tiny_config("omuda.yaml", tiny_benchmark, "train.iters=20")
+    train(straight, tmp_path / "straight", progress=False)
+
+    interrupted = tiny_config("omuda.yaml", tiny_benchmark, "train.iters=20")
+    _train_until(interrupted, tmp_path / "resumed", stop_after=10)
+    train(interrupted, tmp_path / "resumed", resume=True, progress=False)
+
+    done = torch.load(tmp_path / "straight/checkpoints/latest.pt", weights_only=True)
+    again = torch.load(tmp_path / "resumed/checkpoints/latest.pt", weights_only=True)
+    assert done["iteration"] == again["iteration"] == 20
+    for key in ("model", "teacher"):
+        for name, tensor in done[key].items():
+            assert torch.equal(tensor, again[key][name]), f"{key}.{name} differs after resume"
+    assert torch.equal(done["class_disagreement"], again["class_disagreement"])
+    assert done["class_disagreement"].sum() > 0  # CDM statistics were really updated
+
+
+def _train_until(cfg, work_dir: Path, stop_after: int) -> None:
+    """Run `train` but interrupt it after `stop_after` iterations (checkpoint at 10)."""
+    import omuda.engine.train as train_module
+
+    real_step = train_module.train_step
+
+    def step_then_stop(*args, **kwargs):
+        losses = real_step(*args, **kwargs)
+        state = args[6]
+        if state.iteration > stop_after:
+            raise KeyboardInterrupt
+        return losses
+
+    train_module.train_step = step_then_stop
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, work_dir, progress=False)
+    finally:
+        train_module.train_step = real_step
+    assert (work_dir / "checkpoints" / "iter_10.pt").is_file()
+
+
+def test_cli_train_evaluate_predict(tiny_benchmark, tmp_path, capsys):
+    work = tmp_path / "run"
+    overrides = [*TINY, f"data.root={tiny_benchmark}", "train.iters=4", "train.eval_interval=4"]
+    assert (
+        main(
+            [
+                "--quiet",
+                "train",
+                str(REPO / "configs/synthetic/source_only.yaml"),
+                "--work-dir",
+                str(work),
+                *overrides,
+            ]
+        )
+        == 0
+    )
+    result = json.loads((work / "eval.json").read_text())
+    assert 0.0 <= result["eval"]["miou"] <= 1.0 and result["eval"]["num_images"] == 3
+    assert (work / "config.yaml").is_file() and (work / "metrics.jsonl").is_file()
+    checkpoint = torch.load(work / "checkpoints/latest.pt", weights_only=True)
+    assert set(checkpoint) >= {"model", "optimizer", "iteration", "config"}
+    assert checkpoint["config"]["train"]["iters"] == 4
+
+    # evaluate takes its config from the checkpoint
+    out = tmp_path / "eval.json"
+    assert (
+        main(
+            [
+                "--quiet",
+                "evaluate",
+                "--checkpoint",
+                str(work / "checkpoints/latest.pt"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert json.loads(out.read_text())["miou"] == pytest.approx(result["eval"]["miou"])
+
+    frames = tiny_benchmark / "cityscapes/leftImg8bit/val"
+    assert (
+        main(
+            [
+                "--quiet",
+                "predict",
+                "--checkpoint",
+                str(work / "checkpoints/latest.pt"),
+                "--out",
+                str(tmp_path / "pred"),
+                str(frames),
+            ]
+        )
+        == 0
+    )
+    assert len(list((tmp_path / "pred").glob("*_pred.png"))) == 3
+
+    # a second train into the same work dir without --resume is refused, nothing lost
+    assert (
+        main(
+            [
+                "--quiet",
+                "train",
+                str(REPO / "configs/synthetic/source_only.yaml"),
+                "--work-dir",
+                str(work),
+                *overrides,
+            ]
+        )
+        == 2
+    )
+    assert "--resume" in capsys.readouterr().err
+    assert (work / "checkpoints/latest.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "missing.yaml"], "config file not found"),
+        (["train", "configs/synthetic/omuda.yaml", "train.itres=3"], "did you mean train.iters"),
+        (["prepare", "gta", "/nonexistent/gta"], "/nonexistent/gta"),
+        (["evaluate", "--checkpoint", "/nonexistent.pt"], "checkpoint not found"),
+    ],
+)
+def test_cli_bad_input_is_one_line(argv, message, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main(["--quiet", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("omuda: error:") and message in err and "\n" not in err
+
+
+def test_cli_wrong_weight_file(tmp_path, capsys):
+    bogus = tmp_path / "weights.pt"
+    bogus.write_text("not a checkpoint")
+    assert main(["--quiet", "evaluate", "--checkpoint", str(bogus)]) == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err
+
+
+def test_missing_prepare_is_reported(tmp_path, capsys):
+    generate_benchmark(
+        tmp_path, num_source=2, num_target_train=2, num_target_val=1, num_synthia=0, progress=False
+    )
+    config = REPO / "configs/synthetic/source_only.yaml"
+    assert (
+        main(
+            [
+                "--quiet",
+                "train",
+                str(config),
+                "--work-dir",
+                str(tmp_path / "w"),
+                f"data.root={tmp_path}",
+                "train.iters=1",
+            ]
+        )
+        == 2
+    )
+    assert "omuda prepare" in capsys.readouterr().err
