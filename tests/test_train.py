@@ -217,3 +217,29 @@ def test_missing_prepare_is_reported(tmp_path, capsys):
         == 2
     )
     assert "omuda prepare" in capsys.readouterr().err
+
+
+def test_two_process_training_keeps_ranks_identical(tiny_benchmark, tmp_path):
+    """torchrun, 2 CPU processes (gloo): student and EMA teacher stay identical on both ranks."""
+    import os
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        str(REPO / "tests" / "ddp_worker.py"), str(REPO / "configs/synthetic/omuda.yaml"),
+        str(tmp_path / "work"), str(tmp_path), *TINY, f"data.root={tiny_benchmark}",
+        "train.iters=3", "train.threads=1",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    for part in ("student", "teacher"):
+        for name, tensor in rank0[part].items():
+            assert torch.equal(tensor, rank1[part][name]), f"{part}.{name} differs across ranks"
+    # only rank 0 wrote the checkpoint and logs, and training really changed the weights
+    assert (tmp_path / "work/checkpoints/latest.pt").is_file()
+    initial = torch.load(tmp_path / "work/checkpoints/latest.pt", weights_only=True)["model"]
+    assert initial.keys() == rank0["student"].keys()

@@ -1,4 +1,4 @@
-"""The `omuda` command: synth, prepare, train, evaluate, predict, compare, bench."""
+"""The `omuda` command: synth, prepare, train, evaluate, predict, compare, ablation, bench."""
 
 from __future__ import annotations
 
@@ -114,6 +114,25 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ablation(args: argparse.Namespace) -> int:
+    from omuda.engine.ablation import run_table, summarize_table
+
+    work_root = Path(args.work_dir)
+    if args.summary_only:
+        print(summarize_table(args.table, work_root))
+        return 0
+    summary = run_table(
+        args.table,
+        Path(args.configs),
+        args.seeds,
+        work_root,
+        args.overrides,
+        parallel=args.parallel,
+    )
+    print(summary)
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from omuda.config import load_config
     from omuda.engine.bench import run_benchmark
@@ -122,7 +141,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.device:
         overrides.append(f"train.device={args.device}")
     cfg = load_config(args.config, overrides)
-    report = run_benchmark(cfg, iters=args.iters, warmup=args.warmup)
+    report = run_benchmark(cfg, iters=args.iters, warmup=args.warmup, count_flops=args.flops)
     print(report.table())
     if args.out:
         Path(args.out).write_text(json.dumps(report.to_dict(), indent=2))
@@ -176,11 +195,26 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("runs", nargs="+", help="work dirs (eval.json) or result JSON files")
     compare.set_defaults(run=_cmd_compare)
 
+    ablation = commands.add_parser(
+        "ablation", help="run a named table (methods, table4-7, cdm) over seeds"
+    )
+    ablation.add_argument(
+        "table", choices=("methods", "table4", "table5", "table6", "table7", "cdm")
+    )
+    ablation.add_argument("--configs", default="configs/synthetic", help="config folder")
+    ablation.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ablation.add_argument("--work-dir", default="work_dirs/ablation")
+    ablation.add_argument("--parallel", type=int, default=1, help="runs at a time")
+    ablation.add_argument("--summary-only", action="store_true", help="only summarise")
+    ablation.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    ablation.set_defaults(run=_cmd_ablation)
+
     bench = commands.add_parser("bench", help="time the training step on random data")
     bench.add_argument("config")
     bench.add_argument("--iters", type=int, default=10)
     bench.add_argument("--warmup", type=int, default=3)
     bench.add_argument("--device", choices=("cpu", "cuda"))
+    bench.add_argument("--flops", action="store_true", help="also count FLOP per iteration")
     bench.add_argument("--out", help="JSON report")
     bench.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     bench.set_defaults(run=_cmd_bench)

@@ -94,8 +94,14 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e9
 
 
-def run_benchmark(cfg: Config, iters: int = 10, warmup: int = 3) -> BenchReport:
-    """Time `iters` training steps after `warmup` steps; see the module docstring."""
+def run_benchmark(
+    cfg: Config, iters: int = 10, warmup: int = 3, count_flops: bool = False
+) -> BenchReport:
+    """Time `iters` training steps after `warmup` steps; see the module docstring.
+
+    With `count_flops`, one more (untimed) step runs under `FlopCounterMode`, which counts
+    the matrix multiplications and convolutions of forward and backward passes.
+    """
     dist_info = init_distributed(cfg.train.device)
     device = dist_info.device
     if cfg.train.threads > 0:
@@ -157,6 +163,26 @@ def run_benchmark(cfg: Config, iters: int = 10, warmup: int = 3) -> BenchReport:
     else:
         peak, kind = _peak_rss_gb(), "process RSS"
         device_name = f"cpu ({torch.get_num_threads()} threads)"
+    flops = None
+    if count_flops:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with counter:
+            train_step(
+                batch_src,
+                batch_tgt,
+                step_student,
+                teacher,
+                imagenet,
+                optimizer,
+                state,
+                adaptation,
+                cfg.data.thing_classes,
+                autocast,
+                lambda: None,
+            )
+        flops = float(counter.get_total_flops())
     report = BenchReport(
         device=device_name,
         config=cfg.name,
@@ -164,6 +190,7 @@ def run_benchmark(cfg: Config, iters: int = 10, warmup: int = 3) -> BenchReport:
         section_seconds={name: statistics.median(v) for name, v in sections.items()},
         peak_memory_gb=peak,
         peak_memory_kind=kind,
+        flops_per_iteration=flops,
     )
     report.notes.append(
         "sections are timed with a device sync around each, so their sum exceeds the "

@@ -78,10 +78,13 @@ def gradient_averager(model: nn.Module, dist_info: DistInfo):  # noqa: ANN201
     """After the step's backward passes: average gradients over ranks in one all-reduce.
 
     The step runs several forward/backward passes per iteration; averaging once at the end
-    keeps that simple (no DDP no_sync bookkeeping) and costs one flat all-reduce.
+    keeps that simple (no DDP no_sync bookkeeping) and costs one flat all-reduce. Without
+    SyncBatchNorm (CPU/gloo) the BatchNorm statistics are also taken from rank 0 here, so
+    student and EMA teacher stay identical on every rank.
     """
     if dist_info.world_size == 1:
         return lambda: None
+    broadcast_buffers = dist_info.device.type != "cuda"
 
     def average() -> None:
         grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -92,14 +95,11 @@ def gradient_averager(model: nn.Module, dist_info: DistInfo):  # noqa: ANN201
         for grad in grads:
             grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
             offset += grad.numel()
+        if broadcast_buffers:
+            for buffer in model.buffers():
+                torch.distributed.broadcast(buffer, src=0)
 
     return average
-
-
-def _broadcast_buffers(model: nn.Module) -> None:
-    """Keep BatchNorm statistics identical on every rank (CPU/gloo has no SyncBatchNorm)."""
-    for buffer in model.buffers():
-        torch.distributed.broadcast(buffer, src=0)
 
 
 def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = True) -> dict:
@@ -214,8 +214,6 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
             autocast,
             average_gradients,
         )
-        if dist_info.world_size > 1 and device.type != "cuda":
-            _broadcast_buffers(student)
         done = state.iteration
         if train_cfg.log_interval and (done % train_cfg.log_interval == 0 or done == 1):
             values = {key: float(value) for key, value in losses.items()}  # the one host sync

@@ -1,0 +1,208 @@
+"""`omuda ablation`: the paper's tables (IV-VII) and the method comparison as named run sets.
+
+Each row is a config file from a config folder (`configs/synthetic`, `configs/gta2cs`, ...)
+plus dotted overrides; every row runs for each seed as its own `omuda train` process, so
+finished runs are skipped on a re-run and two runs can share the machine. The summary gives
+mean and standard deviation of mIoU over seeds and the per-class means.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from omuda.data.labels import CLASS_NAMES
+from omuda.errors import OmudaError
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    config: str  # file name inside the config folder
+    overrides: tuple[str, ...] = ()
+
+
+# The DAFormer baseline expressed on the OMUDA config, so component rows differ by one switch.
+_BASELINE = (
+    "data.sampling.strategy=rcs",
+    "adaptation.masking=none",
+    "adaptation.feature_distillation=fd",
+    "adaptation.class_decoupling=none",
+)
+
+
+def _without(overrides: tuple[str, ...], prefix: str) -> tuple[str, ...]:
+    return tuple(item for item in overrides if not item.startswith(prefix))
+
+
+TABLES: dict[str, tuple[Row, ...]] = {
+    "methods": (
+        Row("source-only", "source_only.yaml"),
+        Row("oracle", "oracle.yaml"),
+        Row("DAFormer", "daformer.yaml"),
+        Row("MIC", "mic.yaml"),
+        Row("OMUDA", "omuda.yaml"),
+    ),
+    "table4": (
+        Row("baseline (DAFormer)", "omuda.yaml", _BASELINE),
+        Row(
+            "+CAM",
+            "omuda.yaml",
+            _without(_without(_BASELINE, "data.sampling"), "adaptation.masking"),
+        ),
+        Row("+FDM", "omuda.yaml", _without(_BASELINE, "adaptation.feature_distillation")),
+        Row("+CDM", "omuda.yaml", _without(_BASELINE, "adaptation.class_decoupling")),
+        Row("all (OMUDA)", "omuda.yaml"),
+    ),
+    "cdm": (
+        Row("CDM difficulty (w = beta)", "omuda.yaml", ("adaptation.class_decoupling=difficulty",)),
+        Row(
+            "CDM reliability (w = 1 - beta)",
+            "omuda.yaml",
+            ("adaptation.class_decoupling=reliability",),
+        ),
+    ),
+    "table5": tuple(
+        Row(name, "omuda.yaml", (f"data.sampling.strategy={strategy}",))
+        for name, strategy in (
+            ("uniform", "uniform"),
+            ("fixed ratio", "fixed_ratio"),
+            ("RCS", "rcs"),
+            ("CAM", "cam"),
+        )
+    ),
+    "table6": (
+        Row("random", "omuda.yaml", ("adaptation.masking=random",)),
+        Row("grid", "omuda.yaml", ("adaptation.masking=grid",)),
+        Row("CAM coarse (2x blocks)", "omuda.yaml", ("cam_scale=2",)),
+        Row("CAM", "omuda.yaml"),
+    ),
+    "table7": tuple(
+        Row(f"lambda_KD {value}", "omuda.yaml", (f"adaptation.kd_lambda={value}",))
+        for value in ("0.1", "0.05", "0.01", "0.005")
+    ),
+}
+
+
+def _expand(row: Row, config_dir: Path) -> tuple[Path, list[str]]:
+    """Config path and overrides of a row; `cam_scale=K` multiplies the CAM block sizes."""
+    from omuda.config import load_config
+
+    config = config_dir / row.config
+    overrides = []
+    for item in row.overrides:
+        if item.startswith("cam_scale="):
+            scale = int(item.split("=", 1)[1])
+            base = load_config(config).adaptation
+            overrides += [
+                f"adaptation.cam_fine_block={base.cam_fine_block * scale}",
+                f"adaptation.cam_coarse_block={base.cam_coarse_block * scale}",
+            ]
+        else:
+            overrides.append(item)
+    return config, overrides
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
+
+
+def run_table(
+    table: str,
+    config_dir: Path,
+    seeds: list[int],
+    work_root: Path,
+    overrides: list[str],
+    parallel: int = 1,
+) -> str:
+    """Run every row x seed not yet finished, then return the markdown summary."""
+    if table not in TABLES:
+        raise OmudaError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
+    jobs = []
+    for row in TABLES[table]:
+        config, row_overrides = _expand(row, config_dir)
+        if not config.is_file():
+            print(f"skipping '{row.label}': {config} does not exist")
+            continue
+        for seed in seeds:
+            work_dir = work_root / table / _slug(row.label) / f"seed{seed}"
+            if (work_dir / "eval.json").is_file():
+                continue
+            command = [
+                sys.executable, "-m", "omuda.cli", "--quiet", "train", str(config),
+                "--work-dir", str(work_dir), *row_overrides, *overrides, f"train.seed={seed}",
+            ]  # fmt: skip
+            if parallel > 1:
+                command.append(f"train.threads={max(1, (os.cpu_count() or 2) // parallel)}")
+            if (work_dir / "checkpoints" / "latest.pt").is_file():
+                command.append("--resume")
+            jobs.append((row.label, seed, work_dir, command))
+
+    def run(job: tuple) -> None:
+        label, seed, work_dir, command = job
+        work_dir.mkdir(parents=True, exist_ok=True)
+        print(f"running '{label}' seed {seed} -> {work_dir}", flush=True)
+        with (work_dir / "train.log").open("w") as log:
+            finished = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+        if finished.returncode != 0:
+            print(f"'{label}' seed {seed} failed: see {work_dir / 'train.log'}", flush=True)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        list(pool.map(run, jobs))
+    summary = summarize_table(table, work_root)
+    (work_root / table / "summary.md").write_text(summary)
+    return summary
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return math.nan, math.nan
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.mean(values), std
+
+
+def summarize_table(table: str, work_root: Path) -> str:
+    """Markdown: mIoU mean +- std (and each seed) per row, then per-class mean IoU."""
+    rows = []
+    for row in TABLES[table]:
+        results = []
+        for path in sorted((work_root / table / _slug(row.label)).glob("seed*/eval.json")):
+            data = json.loads(path.read_text())
+            results.append((path.parent.name, data["eval"], data.get("seconds", math.nan)))
+        if results:
+            rows.append((row, results))
+    if not rows:
+        return f"no finished runs under {work_root / table}\n"
+    lines = [
+        "| row | mIoU mean ± std | seeds | mIoU per seed | minutes per run |",
+        "|---|---|---|---|---|",
+    ]
+    for row, results in rows:
+        mious = [100 * r["miou"] for _, r, _ in results]
+        mean, std = _mean_std(mious)
+        per_seed = ", ".join(f"{name[4:]}: {value:.1f}" for (name, _, _), value in zip(
+            results, mious, strict=True))  # fmt: skip
+        minutes = statistics.mean(s for _, _, s in results) / 60
+        lines.append(
+            f"| {row.label} | {mean:.1f} ± {std:.1f} | {len(results)} | {per_seed} "
+            f"| {minutes:.1f} |"
+        )
+    lines += ["", "Per-class IoU, mean over seeds:", ""]
+    header = "| class | " + " | ".join(row.label for row, _ in rows) + " |"
+    lines += [header, "|---" * (len(rows) + 1) + "|"]
+    for index, name in enumerate(CLASS_NAMES):
+        cells = []
+        for _, results in rows:
+            values = [r["iou"][index] for _, r, _ in results]
+            mean, _ = _mean_std([math.nan if v is None else 100 * v for v in values])
+            cells.append("-" if math.isnan(mean) else f"{mean:.1f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
