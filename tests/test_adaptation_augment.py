@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from omuda.adaptation.augment import blur_kernel_size, color_jitter, gaussian_blur, strong_augment
@@ -100,3 +101,24 @@ def test_no_host_reads():
     x = torch.empty(2, 3, 32, 32, device="meta")
     out = strong_augment(x, MEAN.to("meta"), STD.to("meta"), generator=None)
     assert out.shape == x.shape
+
+
+def test_shift_hue_by_hand_and_against_kornia():
+    from omuda.adaptation.augment import shift_hue
+
+    red = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
+    # a third of a turn takes pure red to pure green, two thirds to blue; grey stays grey
+    assert torch.allclose(
+        shift_hue(red, torch.tensor([1 / 3])).flatten(), torch.tensor([0.0, 1, 0]), atol=1e-6
+    )
+    assert torch.allclose(
+        shift_hue(red, torch.tensor([2 / 3])).flatten(), torch.tensor([0.0, 0, 1]), atol=1e-6
+    )
+    grey = torch.full((1, 3, 2, 2), 0.4)
+    assert torch.equal(shift_hue(grey, torch.tensor([0.25])), grey)
+    images = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(shift_hue(images, torch.zeros(3)), images, atol=1e-6)
+    kornia = pytest.importorskip("kornia")
+    shift = torch.tensor([0.1, -0.2, 0.45])
+    expected = kornia.enhance.adjust_hue(images, shift * 2 * math.pi)
+    assert torch.allclose(shift_hue(images, shift), expected, atol=1e-4)

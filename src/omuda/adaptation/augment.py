@@ -6,7 +6,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from kornia.enhance import adjust_hue
 from torch import Tensor
 
 from omuda.adaptation._random import uniform
@@ -75,8 +74,35 @@ def color_jitter(
     gray = (out * gray_weights).sum(dim=1, keepdim=True)
     saturation = saturation.view(-1, 1, 1, 1)
     out = (saturation * out + (1.0 - saturation) * gray).clamp(0.0, 1.0)
-    out = adjust_hue(out, hue * (2.0 * math.pi))
+    out = shift_hue(out, hue)
     return out.clamp(0.0, 1.0)
+
+
+def shift_hue(images: Tensor, shift: Tensor) -> Tensor:
+    """Rotate the HSV hue of each image by `shift` turns (plain torch, no host sync).
+
+    images (B,3,H,W) in [0,1], shift (B,) in turns -> (B,3,H,W) in [0,1]; saturation and
+    value are unchanged, grey pixels stay grey.
+    """
+    red, green, blue = images.unbind(1)
+    value = images.amax(dim=1)
+    chroma = value - images.amin(dim=1)
+    saturation = chroma / value.clamp_min(1e-8)
+    safe_chroma = chroma.clamp_min(1e-8)
+    hue = torch.where(
+        value == red,
+        (green - blue) / safe_chroma,
+        torch.where(
+            value == green, 2.0 + (blue - red) / safe_chroma, 4.0 + (red - green) / safe_chroma
+        ),
+    )
+    hue = torch.where(chroma > 0, hue / 6.0, 0.0)
+    hue = torch.remainder(hue + shift.view(-1, 1, 1), 1.0)
+    # HSV -> RGB: each channel is v - v*s*clamp(min(k, 4-k), 0, 1) with k = (n + 6h) mod 6.
+    offsets = torch.tensor((5.0, 3.0, 1.0), device=images.device, dtype=images.dtype)
+    k = torch.remainder(offsets.view(1, 3, 1, 1) + 6.0 * hue.unsqueeze(1), 6.0)
+    ramp = torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
+    return value.unsqueeze(1) * (1.0 - saturation.unsqueeze(1) * ramp)
 
 
 def strong_augment(
