@@ -243,3 +243,21 @@ def test_two_process_training_keeps_ranks_identical(tiny_benchmark, tmp_path):
     assert (tmp_path / "work/checkpoints/latest.pt").is_file()
     initial = torch.load(tmp_path / "work/checkpoints/latest.pt", weights_only=True)["model"]
     assert initial.keys() == rank0["student"].keys()
+
+
+def test_evaluate_released_daformer_checkpoint(tiny_benchmark, tmp_path, capsys):
+    """A DAFormer/MIC UDA checkpoint (model./ema_model./imnet_model. keys) evaluates as is."""
+    from omuda.models import build_segmentor
+
+    student = build_segmentor("mit_b5")
+    state = {f"model.{k}": v for k, v in student.state_dict().items()}
+    state.update({f"ema_model.{k}": v for k, v in student.state_dict().items()})
+    state.update({f"imnet_model.{k}": v for k, v in student.backbone.state_dict().items()})
+    path = tmp_path / "daformer_gta.pth"
+    torch.save({"meta": {"iter": 40000}, "state_dict": state}, path)
+    out = tmp_path / "eval.json"
+    argv = ["--quiet", "evaluate", "--checkpoint", str(path), "--out", str(out),
+            f"data.root={tiny_benchmark}", "data.val.scale=[64,32]"]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads(out.read_text())["num_images"] == 3
+    assert "mIoU (19)" in capsys.readouterr().out

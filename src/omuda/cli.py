@@ -11,16 +11,17 @@ from omuda.errors import OmudaError
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from omuda.data.synthetic import generate_benchmark
+    from omuda.data.synthetic import DEFAULT_SHIFT, generate_benchmark
 
+    shift = DEFAULT_SHIFT if args.shift is None else args.shift
     generate_benchmark(
         Path(args.out),
         seed=args.seed,
-        shift=args.shift,
+        shift=shift,
         workers=args.workers,
         progress=not args.quiet,
     )
-    print(f"synthetic benchmark written to {args.out} (seed {args.seed}, shift {args.shift})")
+    print(f"synthetic benchmark written to {args.out} (seed {args.seed}, shift {shift})")
     return 0
 
 
@@ -160,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth = commands.add_parser("synth", help="generate the embedded synthetic benchmark")
     synth.add_argument("out", help="folder to write gta/, cityscapes/ and synthia/ into")
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--shift", type=float, default=1.0, help="domain-shift strength")
+    synth.add_argument(
+        "--shift", type=float, default=None, help="domain-shift strength (default 1.25)"
+    )
     synth.add_argument("--workers", type=int, default=2)
     synth.set_defaults(run=_cmd_synth)
 

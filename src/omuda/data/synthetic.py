@@ -278,6 +278,11 @@ class _Style:
     jpeg_quality: int | None
 
 
+# Calibrated by training (docs/RESULTS.md): at 1.0 the oracle beat source-only by only ~13
+# mIoU, at 1.5 source-only fell to 39% of the oracle; 1.25 sits between.
+DEFAULT_SHIFT = 1.25
+
+
 def _style(domain: str, shift: float) -> _Style:
     s = shift
     if domain in SOURCE_DOMAINS:
@@ -1571,7 +1576,7 @@ def _check_count(name: str, value: int) -> None:
 def generate_benchmark(
     out: Path,
     seed: int = 0,
-    shift: float = 1.0,
+    shift: float = DEFAULT_SHIFT,
     num_source: int = 400,
     num_target_train: int = 300,
     num_target_val: int = 100,

@@ -17,6 +17,7 @@ import torch
 
 from omuda.adaptation.teacher import make_teacher
 from omuda.config import Config
+from omuda.data.transforms import normalize
 from omuda.engine import builders
 from omuda.engine.distributed import init_distributed
 from omuda.engine.optim import build_optimizer, lr_factor, set_learning_rate
@@ -89,6 +90,36 @@ def random_batch(cfg: Config, device: torch.device, generator: torch.Generator) 
     }
 
 
+def iteration_flops(
+    cfg: Config, student: torch.nn.Module, imagenet: torch.nn.Module | None, images: torch.Tensor
+) -> float:
+    """FLOP of one training iteration: forward passes counted, backward taken as 2x forward.
+
+    `FlopCounterMode` counts matmuls and convolutions of one forward; PyTorch's counter
+    overstates the backward of grouped (depthwise) convolutions, hence the 2x rule.
+    Student passes: source, mixed (with self-training) and masked (with masking), each
+    forward + backward; plus one teacher forward and one ImageNet-backbone forward.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def forward_flops(module: torch.nn.Module) -> float:
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            module(normalize(images))
+        return float(counter.get_total_flops())
+
+    adaptation = cfg.adaptation
+    student_flops = forward_flops(student)
+    passes = 1 + int(adaptation.self_training and adaptation.mix != "none")
+    passes += int(adaptation.self_training and adaptation.masking != "none")
+    total = 3.0 * student_flops * passes
+    if adaptation.self_training:
+        total += student_flops  # teacher forward, same architecture
+    if imagenet is not None:
+        total += forward_flops(imagenet)
+    return total
+
+
 def _peak_rss_gb() -> float:
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e9
@@ -99,8 +130,7 @@ def run_benchmark(
 ) -> BenchReport:
     """Time `iters` training steps after `warmup` steps; see the module docstring.
 
-    With `count_flops`, one more (untimed) step runs under `FlopCounterMode`, which counts
-    the matrix multiplications and convolutions of forward and backward passes.
+    With `count_flops` the report adds `iteration_flops`.
     """
     dist_info = init_distributed(cfg.train.device)
     device = dist_info.device
@@ -165,24 +195,7 @@ def run_benchmark(
         device_name = f"cpu ({torch.get_num_threads()} threads)"
     flops = None
     if count_flops:
-        from torch.utils.flop_counter import FlopCounterMode
-
-        counter = FlopCounterMode(display=False)
-        with counter:
-            train_step(
-                batch_src,
-                batch_tgt,
-                step_student,
-                teacher,
-                imagenet,
-                optimizer,
-                state,
-                adaptation,
-                cfg.data.thing_classes,
-                autocast,
-                lambda: None,
-            )
-        flops = float(counter.get_total_flops())
+        flops = iteration_flops(cfg, student, imagenet, batch_src["image"])
     report = BenchReport(
         device=device_name,
         config=cfg.name,
