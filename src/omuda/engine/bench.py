@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from omuda.adaptation.teacher import make_teacher
 from omuda.config import Config
 from omuda.data.transforms import normalize
 from omuda.engine import builders
 from omuda.engine.distributed import init_distributed
-from omuda.engine.optim import build_optimizer, lr_factor, set_learning_rate
+from omuda.engine.optim import lr_factor, set_learning_rate
 from omuda.engine.step import SectionTimer, StepState, train_step
 from omuda.engine.train import amp_dtype, autocast_factory
 
@@ -138,15 +137,12 @@ def run_benchmark(
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
     adaptation = cfg.adaptation
-    student = builders.build_student(cfg).to(device)
-    if cfg.train.channels_last:
-        student = student.to(memory_format=torch.channels_last)
-    teacher = make_teacher(student) if adaptation.self_training else None
-    imagenet = None
-    if adaptation.feature_distillation != "none":
-        imagenet = builders.build_imagenet_backbone(cfg).to(device)
-    optimizer = build_optimizer(
-        student, cfg.train.lr, cfg.train.weight_decay, cfg.train.head_lr_mult, cfg.train.betas
+    models = builders.build_training_models(cfg, device)
+    student, teacher, imagenet, optimizer = (
+        models.student,
+        models.teacher,
+        models.imagenet,
+        models.optimizer,
     )
     step_student = torch.compile(student) if cfg.train.compile else student
     state = StepState(0, torch.Generator(device=device), torch.zeros(19, device=device))

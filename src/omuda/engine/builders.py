@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
+from omuda.adaptation.teacher import make_teacher
 from omuda.config import Config, DatasetConfig
 from omuda.data.datasets import (
     SegmentationDataset,
@@ -23,6 +26,7 @@ from omuda.data.sampling import (
     class_probabilities,
     format_class_probabilities,
 )
+from omuda.engine.optim import build_optimizer
 from omuda.models import build_backbone, build_segmentor
 
 
@@ -137,3 +141,35 @@ def build_imagenet_backbone(cfg: Config) -> nn.Module:
     for param in backbone.parameters():
         param.requires_grad_(False)
     return backbone
+
+
+@dataclass
+class TrainingModels:
+    student: nn.Module
+    teacher: nn.Module | None  # EMA teacher, with self-training
+    imagenet: nn.Module | None  # frozen ImageNet backbone, with FD / FDM
+    optimizer: torch.optim.AdamW
+
+
+def build_training_models(
+    cfg: Config, device: torch.device, sync_batchnorm: bool = False
+) -> TrainingModels:
+    """Student (on `device`), its EMA teacher, the frozen ImageNet extractor and AdamW.
+
+    The caller seeds the RNG first so every rank builds identical initial weights.
+    """
+    student = build_student(cfg).to(device)
+    if sync_batchnorm:
+        student = nn.SyncBatchNorm.convert_sync_batchnorm(student)
+    if cfg.train.channels_last:
+        student = student.to(memory_format=torch.channels_last)
+    adaptation = cfg.adaptation
+    teacher = make_teacher(student) if adaptation.self_training else None
+    imagenet = None
+    if adaptation.feature_distillation != "none":
+        imagenet = build_imagenet_backbone(cfg).to(device)
+    train = cfg.train
+    optimizer = build_optimizer(
+        student, train.lr, train.weight_decay, train.head_lr_mult, train.betas
+    )
+    return TrainingModels(student, teacher, imagenet, optimizer)

@@ -15,7 +15,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from omuda.adaptation.teacher import make_teacher
 from omuda.config import Config, config_to_dict, save_config
 from omuda.data.datasets import collate
 from omuda.engine import builders
@@ -23,7 +22,7 @@ from omuda.engine.checkpoint import load_checkpoint, save_training_checkpoint
 from omuda.engine.distributed import DistInfo, cleanup, init_distributed
 from omuda.engine.evaluate import EvalResult, evaluate
 from omuda.engine.logging import MetricLogger
-from omuda.engine.optim import build_optimizer, lr_factor, set_learning_rate
+from omuda.engine.optim import lr_factor, set_learning_rate
 from omuda.engine.step import StepState, train_step
 from omuda.errors import OmudaError
 
@@ -120,19 +119,16 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
 
     # Models: student, EMA teacher, frozen ImageNet extractor.
     torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
-    student = builders.build_student(cfg).to(device)
-    if device.type == "cuda" and dist_info.world_size > 1:
-        student = nn.SyncBatchNorm.convert_sync_batchnorm(student)
-    if cfg.train.channels_last:
-        student = student.to(memory_format=torch.channels_last)
-    teacher = make_teacher(student) if uses_target else None
-    imagenet = None
-    if adaptation.feature_distillation != "none":
-        if cfg.model.pretrained is None and main:
-            print("warning: feature distillation with a randomly initialised 'ImageNet' model")
-        imagenet = builders.build_imagenet_backbone(cfg).to(device)
-    optimizer = build_optimizer(
-        student, cfg.train.lr, cfg.train.weight_decay, cfg.train.head_lr_mult, cfg.train.betas
+    if adaptation.feature_distillation != "none" and cfg.model.pretrained is None and main:
+        print("warning: feature distillation with a randomly initialised 'ImageNet' model")
+    models = builders.build_training_models(
+        cfg, device, sync_batchnorm=device.type == "cuda" and dist_info.world_size > 1
+    )
+    student, teacher, imagenet, optimizer = (
+        models.student,
+        models.teacher,
+        models.imagenet,
+        models.optimizer,
     )
     generator = torch.Generator(device=device)
     state = StepState(0, generator, torch.zeros(cfg.model.num_classes, device=device))
