@@ -139,6 +139,12 @@ def test_cli_train_evaluate_predict(tiny_benchmark, tmp_path, capsys):
     )
     assert json.loads(out.read_text())["miou"] == pytest.approx(result["eval"]["miou"])
 
+    # a source-only run has no EMA teacher to evaluate
+    argv = ["--quiet", "evaluate", "--checkpoint", str(work / "checkpoints/latest.pt"),
+            "--weights", "teacher"]  # fmt: skip
+    assert main(argv) == 2
+    assert "holds no teacher weights" in capsys.readouterr().err
+
     frames = tiny_benchmark / "cityscapes/leftImg8bit/val"
     assert (
         main(

@@ -55,7 +55,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from omuda.engine.evaluate import evaluate
     from omuda.engine.train import amp_dtype
 
-    cfg, model = load_model_for_inference(Path(args.checkpoint), args.overrides)
+    cfg, model = load_model_for_inference(Path(args.checkpoint), args.overrides, args.weights)
     dist_info = init_distributed(cfg.train.device)
     model.to(dist_info.device)
     result = evaluate(
@@ -184,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="mIoU of a checkpoint on its val split")
     evaluate.add_argument("--checkpoint", required=True)
     evaluate.add_argument("--out", help="JSON results (default: CHECKPOINT.eval.json)")
+    evaluate.add_argument(
+        "--weights",
+        choices=("student", "teacher"),
+        default="student",
+        help="teacher: the EMA teacher (on data.val.split=train: pseudo-label quality)",
+    )
     evaluate.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     evaluate.set_defaults(run=_cmd_evaluate)
 

@@ -61,18 +61,25 @@ def save_training_checkpoint(work_dir: Path, iteration: int, state: dict[str, An
 
 
 def load_model_for_inference(
-    path: Path, overrides: list[str] | tuple[str, ...] = ()
+    path: Path, overrides: list[str] | tuple[str, ...] = (), weights: str = "student"
 ) -> tuple[Config, nn.Module]:
-    """The student of a checkpoint, ready for evaluation, with the config it was trained with.
+    """A checkpoint's network, ready for evaluation, with the config it was trained with.
 
-    Accepts omuda checkpoints (config inside, weights under `model`) and released DAFormer /
-    MIC checkpoints (`state_dict` with `model.` / `ema_model.` / `imnet_model.` prefixes;
-    the `model.` student is loaded and the default GTA5->Cityscapes config applies).
+    Accepts omuda checkpoints (config inside, the student under `model`, the EMA teacher
+    under `teacher`) and released DAFormer / MIC checkpoints (`state_dict` with `model.` /
+    `ema_model.` / `imnet_model.` prefixes; the `model.` student is loaded and the default
+    GTA5->Cityscapes config applies). `weights="teacher"` picks the EMA teacher, whose
+    predictions on the target train split are the pseudo-labels.
     """
     checkpoint = load_checkpoint(path)
     if isinstance(checkpoint.get("config"), dict):
         cfg = config_from_dict(checkpoint["config"], overrides)
-        state = checkpoint.get("model")
+        key = "teacher" if weights == "teacher" else "model"
+        if key not in checkpoint:
+            raise OmudaError(f"{path} holds no {weights} weights (trained without a teacher?)")
+        state = checkpoint[key]
+    elif weights == "teacher":
+        raise OmudaError(f"{path} is not an omuda checkpoint: only its student can be loaded")
     else:
         cfg = config_from_dict({}, overrides)
         state = checkpoint

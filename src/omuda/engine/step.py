@@ -14,6 +14,7 @@ one forward at a time; gradients accumulate and the optimiser steps once.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -72,8 +73,6 @@ class SectionTimer:
         if not self.enabled:
             yield
             return
-        import time
-
         self._sync()
         start = time.perf_counter()
         yield
@@ -153,7 +152,7 @@ def train_step(
         class_weight = None
         if cfg.class_decoupling != "none":
             class_weight = class_weights(state.class_disagreement, cfg.class_decoupling)
-        student_agreement_source: Tensor | None = None
+        student_pred_tgt: Tensor | None = None  # student argmax on target pixels, 255 elsewhere
 
         # 5-7. ClassMix -> strong augmentation -> target loss L_T.
         if cfg.mix == "classmix":
@@ -171,7 +170,7 @@ def train_step(
             losses["target"] = loss_target.detach()
             with timer("target_backward"):
                 loss_target.backward()
-            student_agreement_source = torch.where(
+            student_pred_tgt = torch.where(
                 pasted[:, 0] > 0, IGNORE_INDEX, logits_mix.detach().argmax(1)
             )
             del logits_mix
@@ -191,15 +190,15 @@ def train_step(
             losses["masked"] = loss_masked.detach()
             with timer("masked_backward"):
                 loss_masked.backward()
-            student_agreement_source = logits_masked.detach().argmax(1)
+            student_pred_tgt = logits_masked.detach().argmax(1)
             del logits_masked
 
         # CDM statistic: per-class disagreement of student vs pseudo-label (no extra forward).
-        if class_weight is not None and student_agreement_source is not None:
-            valid = (y_pseudo != IGNORE_INDEX) & (student_agreement_source != IGNORE_INDEX)
+        if class_weight is not None and student_pred_tgt is not None:
+            valid = (y_pseudo != IGNORE_INDEX) & (student_pred_tgt != IGNORE_INDEX)
             state.class_disagreement = update_disagreement(
                 state.class_disagreement,
-                student_agreement_source,
+                student_pred_tgt,
                 y_pseudo,
                 valid,
                 momentum=cfg.cdm_momentum,
