@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from omuda.adaptation.class_decoupling import (
     class_balanced_cross_entropy,
     class_weights,
+    debiased_disagreement,
     update_disagreement,
 )
 
@@ -84,12 +85,30 @@ def test_disagreement_ema_by_hand():
     pred_student = torch.tensor([[[0, 1, 2, 0], [1, 1, 0, 2]]])
     valid = y_pseudo != 255
     valid[0, 1, 3] = False  # an invalid pixel never counts
-    updated = update_disagreement(running, pred_student, y_pseudo, valid, momentum=0.9)
+    updated, updates = update_disagreement(
+        running, torch.zeros(3), pred_student, y_pseudo, valid, momentum=0.9
+    )
     # Class 0: 2 of 4 valid pixels disagree -> 0.5; class 1: 0 of 2 -> 0; class 2 absent.
     torch.testing.assert_close(
         updated, torch.tensor([0.9 * 0.5 + 0.1 * 0.5, 0.9 * 0.2 + 0.1 * 0.0, 0.9])
     )
     assert torch.equal(running, torch.tensor([0.5, 0.2, 0.9]))  # not in place
+    assert torch.equal(updates, torch.tensor([1.0, 1.0, 0.0]))  # class 2 was not seen
+
+
+def test_debiased_disagreement_recovers_the_rate_of_rarely_seen_classes():
+    momentum = 0.99
+    running, updates = torch.zeros(3), torch.zeros(3)
+    y_pseudo = torch.tensor([[[0, 0, 1, 1]]])
+    pred_student = torch.tensor([[[1, 1, 1, 0]]])  # class 0 always wrong, class 1 half wrong
+    for _ in range(5):
+        running, updates = update_disagreement(
+            running, updates, pred_student, y_pseudo, y_pseudo != 255, momentum
+        )
+    # raw EMA after 5 updates is only 1 - 0.99^5 = 4.9% of the rate; the corrected one is exact
+    torch.testing.assert_close(running[:2], (1 - momentum**5) * torch.tensor([1.0, 0.5]))
+    debiased = debiased_disagreement(running, updates, momentum)
+    torch.testing.assert_close(debiased, torch.tensor([1.0, 0.5, 0.0]))
 
 
 def test_no_host_reads():
@@ -101,5 +120,7 @@ def test_no_host_reads():
     class_balanced_cross_entropy(
         logits, y_pseudo, torch.empty(2, 8, 8, device="meta"), weights
     ).backward()
-    updated = update_disagreement(running, y_pseudo, y_pseudo, y_pseudo != 255)
+    updated, _ = update_disagreement(
+        running, torch.zeros_like(running), y_pseudo, y_pseudo, y_pseudo != 255
+    )
     assert updated.shape == (19,)

@@ -20,7 +20,14 @@ def test_defaults_are_the_paper_settings():
 def test_overrides_are_typed_and_nested():
     cfg = config_from_dict(
         {"train": {"iters": 10}},
-        ["train.seed=3", "data.crop_size=[64,96]", "model.pretrained=null", "train.lr=1e-3"],
+        [
+            "train.seed=3",
+            "data.crop_size=[64,96]",
+            "model.pretrained=null",
+            "train.lr=1e-3",
+            "adaptation.pseudo_ignore_top=2",
+            "adaptation.pseudo_ignore_bottom=8",
+        ],
     )
     assert cfg.train.iters == 10 and cfg.train.seed == 3
     assert cfg.data.crop_size == (64, 96)
@@ -45,6 +52,8 @@ def test_unknown_key_lists_valid_keys_and_suggests():
         ("adaptation.masking=checkerboard", "must be one of none, block, cam"),
         ("train.iters=0", "at least 1"),
         ("train.iters", "KEY=VALUE"),
+        ("data.crop_size=[128,128]", "cover the whole crop height"),
+        ("adaptation.teacher_batchnorm=frozen", "must be one of batch, running"),
     ],
 )
 def test_bad_values_are_rejected(override, message):

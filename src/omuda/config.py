@@ -80,9 +80,12 @@ class AdaptationConfig:
 
     self_training: bool = True  # EMA teacher, pseudo-labels, target loss L_T
     ema_alpha: float = 0.999
+    # The teacher's BatchNorm on the clean target batch: "batch" statistics (DAFormer's EMA
+    # model stays in train mode) or the student's "running" statistics.
+    teacher_batchnorm: str = "batch"
     pseudo_threshold: float = 0.968
     pseudo_per_image: bool = False  # DAFormer: one confidence weight per batch
-    pseudo_ignore_top: int = 15  # rows, at a 512 crop (scaled with the crop height)
+    pseudo_ignore_top: int = 15  # rows of the crop given weight 0 (DAFormer, 512 crops)
     pseudo_ignore_bottom: int = 120
     mix: str = "classmix"  # classmix | none
     augment: bool = True  # colour jitter + blur on the mixed / masked image
@@ -150,6 +153,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.sampling.strategy": ("uniform", "fixed_ratio", "rcs", "cam"),
     "model.backbone": tuple(f"mit_b{i}" for i in range(6)) + ("efficientnet_lite0",),
     "adaptation.mix": ("classmix", "none"),
+    "adaptation.teacher_batchnorm": ("batch", "running"),
     "adaptation.feature_distillation": ("none", "fd", "fdm"),
     "adaptation.kd_features": ("backbone", "decoder"),
     "adaptation.masking": ("none", "block", "cam", "random", "grid"),
@@ -321,6 +325,12 @@ def validate(config: Config) -> None:
     bad = [c for c in data.thing_classes if not 0 <= c < config.model.num_classes]
     if bad:
         raise OmudaError(f"data.thing_classes holds ids outside 0..18: {bad}")
+    ignored_rows = adaptation.pseudo_ignore_top + adaptation.pseudo_ignore_bottom
+    if adaptation.self_training and ignored_rows >= data.crop_size[0]:
+        raise OmudaError(
+            "adaptation.pseudo_ignore_top + pseudo_ignore_bottom cover the whole crop height"
+            f" ({data.crop_size[0]} rows): every pseudo-label would get weight 0"
+        )
     needs_teacher = adaptation.masking != "none" or adaptation.class_decoupling != "none"
     if needs_teacher and not adaptation.self_training:
         raise OmudaError(

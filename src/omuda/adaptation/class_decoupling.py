@@ -80,18 +80,20 @@ def class_weights(disagreement: Tensor, direction: str, min_weight: float = 0.05
 
 def update_disagreement(
     running: Tensor,
+    updates: Tensor,
     pred_student: Tensor,
     y_pseudo: Tensor,
     valid: Tensor,
     momentum: float = 0.99,
-) -> Tensor:
+) -> tuple[Tensor, Tensor]:
     """EMA of the per-class disagreement rate beta_k = d_k / n_k (eq. 14).
 
-    running (K,) float; pred_student (B,H,W) long (detached student argmax); y_pseudo (B,H,W)
-    long; valid (B,H,W) bool -> new (K,) float. On this batch n_k counts valid pixels with
+    running (K,) float; updates (K,) float, how many batches each class has been seen in;
+    pred_student (B,H,W) long (detached student argmax); y_pseudo (B,H,W) long; valid (B,H,W)
+    bool -> (new running (K,), new updates (K,)). On this batch n_k counts valid pixels with
     y_pseudo = k and d_k those where the student predicts another class; classes with
     n_k > 0 get momentum * running + (1 - momentum) * d_k / n_k, the others keep their value.
-    A constant initial value (e.g. zeros) yields uniform class weights until the rates move.
+    Read the rates through `debiased_disagreement`: the EMA starts at 0.
     """
     num_classes = running.numel()
     labels = torch.where(valid, y_pseudo, -1)
@@ -99,4 +101,17 @@ def update_disagreement(
     disagreements, counts = _per_class_totals(disagrees, labels, num_classes, ignore_index=-1)
     batch_rate = disagreements / counts.clamp(min=1.0)
     updated = momentum * running + (1.0 - momentum) * batch_rate.to(running.dtype)
-    return torch.where(counts > 0, updated, running)
+    seen = counts > 0
+    return torch.where(seen, updated, running), updates + seen.to(updates.dtype)
+
+
+def debiased_disagreement(running: Tensor, updates: Tensor, momentum: float = 0.99) -> Tensor:
+    """Bias-corrected rates running / (1 - momentum^updates), as Adam corrects its moments.
+
+    running, updates (K,) -> (K,). Without the correction a class seen in few batches keeps a
+    rate near the initial 0 (after 20 updates only 18% of its true value at momentum 0.99):
+    rare classes, the ones CDM is about, would never be weighted by their disagreement.
+    Classes never seen get 0.
+    """
+    correction = 1.0 - momentum**updates
+    return torch.where(updates > 0, running / correction.clamp(min=1e-12), 0.0)

@@ -17,11 +17,19 @@ _FROZEN_CLASSES: dict[type, type] = {}
 
 
 class _AlwaysEval:
-    """Mixin whose `train(mode)` ignores `mode`: the module and its children stay in eval."""
+    """Mixin whose `train(mode)` ignores `mode`: the module and its children stay in eval.
+
+    BatchNorm layers marked `_teacher_batch_statistics` stay in train mode with momentum 0:
+    they normalise with the current batch's statistics and never change their buffers.
+    """
 
     def train(self, mode: bool = True) -> nn.Module:
         # `mode` is ignored on purpose: a parent's train() must not switch the teacher.
-        return super().train(False)
+        super().train(False)
+        for module in self.modules():
+            if getattr(module, "_teacher_batch_statistics", False):
+                module.training = True
+        return self
 
 
 def _frozen_class(model_class: type) -> type:
@@ -41,8 +49,13 @@ def ema_alpha(iteration: int, alpha_max: float = 0.999) -> float:
     return min(1.0 - 1.0 / (iteration + 1), alpha_max)
 
 
-def make_teacher(student: nn.Module) -> nn.Module:
+def make_teacher(student: nn.Module, batchnorm_batch_statistics: bool = False) -> nn.Module:
     """A frozen deep copy of `student`: no gradients, eval mode, dropout and drop-path off.
+
+    With `batchnorm_batch_statistics`, BatchNorm normalises each teacher forward with that
+    batch's own statistics, as DAFormer's EMA model (kept in train mode) does: on a new
+    domain the clean target batch's statistics beat the student's running averages, which
+    mix source, mixed and masked images. Otherwise BatchNorm uses the running statistics.
 
     The returned module is an instance of a subclass of the student's class whose `train()`
     keeps it in eval mode (BatchNorm uses running statistics, nothing random runs). Every
@@ -56,6 +69,9 @@ def make_teacher(student: nn.Module) -> nn.Module:
             module.p = 0.0
         if hasattr(module, "drop_prob"):
             module.drop_prob = 0.0
+        if batchnorm_batch_statistics and isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = 0.0  # buffers stay as copied from the student
+            module._teacher_batch_statistics = True
     teacher.requires_grad_(False)
     for param in teacher.parameters():
         param.grad = None

@@ -145,7 +145,7 @@ def run_benchmark(
         models.optimizer,
     )
     step_student = torch.compile(student) if cfg.train.compile else student
-    state = StepState(0, torch.Generator(device=device), torch.zeros(19, device=device))
+    state = StepState.initial(torch.Generator(device=device), cfg.model.num_classes, device)
     state.generator.manual_seed(cfg.train.seed)
     data_generator = torch.Generator().manual_seed(cfg.train.seed)
     batch_src = random_batch(cfg, device, data_generator)

@@ -45,16 +45,22 @@ def dataset_pairs(cfg: Config, dataset: DatasetConfig) -> list[tuple[Path, Path]
     return cityscapes_pairs(root, dataset.split)
 
 
-def build_train_dataset(cfg: Config, dataset: DatasetConfig) -> SegmentationDataset:
-    """A cropping, flipping training dataset (source or target)."""
+def build_train_dataset(
+    cfg: Config, dataset: DatasetConfig, labelled: bool = True
+) -> SegmentationDataset:
+    """A cropping, flipping training dataset.
+
+    `labelled=False` (the unlabelled target domain): crops are drawn without looking at the
+    labels (no cat_max_ratio, no class constraint), so target labels never steer training.
+    """
     min_crop_pixels = int(cfg.data.sampling.min_pixels * cfg.data.sampling.min_crop_ratio)
     return SegmentationDataset(
         dataset_pairs(cfg, dataset),
         scale=dataset.scale,
         crop_size=cfg.data.crop_size,
-        cat_max_ratio=cfg.data.cat_max_ratio,
+        cat_max_ratio=cfg.data.cat_max_ratio if labelled else 1.0,
         flip=True,
-        min_class_pixels=min_crop_pixels,
+        min_class_pixels=min_crop_pixels if labelled else 0,
         name=dataset.kind,
     )
 
@@ -91,7 +97,9 @@ def build_source_sampler(
         sampling.strategy,
         pixel_fraction,
         foreground_classes=cfg.data.thing_classes,
-        background_classes=tuple(c for c in range(19) if c not in cfg.data.thing_classes)
+        background_classes=tuple(
+            c for c in range(cfg.model.num_classes) if c not in cfg.data.thing_classes
+        )
         or STUFF_CLASSES,
         rcs_temperature=sampling.rcs_temperature,
         cam_temperature_foreground=sampling.cam_temperature_foreground,
@@ -164,7 +172,10 @@ def build_training_models(
     if cfg.train.channels_last:
         student = student.to(memory_format=torch.channels_last)
     adaptation = cfg.adaptation
-    teacher = make_teacher(student) if adaptation.self_training else None
+    teacher = None
+    if adaptation.self_training:
+        batch_statistics = adaptation.teacher_batchnorm == "batch"
+        teacher = make_teacher(student, batchnorm_batch_statistics=batch_statistics)
     imagenet = None
     if adaptation.feature_distillation != "none":
         imagenet = build_imagenet_backbone(cfg).to(device)

@@ -26,6 +26,7 @@ from omuda.adaptation.augment import strong_augment
 from omuda.adaptation.class_decoupling import (
     class_balanced_cross_entropy,
     class_weights,
+    debiased_disagreement,
     update_disagreement,
 )
 from omuda.adaptation.classmix import classmix
@@ -53,11 +54,19 @@ IGNORE_INDEX = 255
 
 @dataclass
 class StepState:
-    """What the step carries from one iteration to the next (all saved in checkpoints)."""
+    """What the step carries from one iteration to the next (saved in checkpoints)."""
 
     iteration: int
-    generator: torch.Generator  # mixing, augmentation, masks, KD cell subsets
-    class_disagreement: Tensor  # (K,) CDM running per-class disagreement rate
+    generator: torch.Generator  # mixing, augmentation, masks, KD cells (reseeded each step)
+    class_disagreement: Tensor  # (K,) CDM: EMA of the per-class disagreement rate
+    class_disagreement_updates: Tensor  # (K,) CDM: batches in which each class was seen
+
+    @classmethod
+    def initial(
+        cls, generator: torch.Generator, num_classes: int, device: torch.device
+    ) -> StepState:
+        zeros = torch.zeros(num_classes, device=device)
+        return cls(0, generator, zeros, zeros.clone())
 
 
 class SectionTimer:
@@ -151,29 +160,36 @@ def train_step(
         # CDM: class weights from the running disagreement of past iterations.
         class_weight = None
         if cfg.class_decoupling != "none":
-            class_weight = class_weights(state.class_disagreement, cfg.class_decoupling)
-        student_pred_tgt: Tensor | None = None  # student argmax on target pixels, 255 elsewhere
+            disagreement = debiased_disagreement(
+                state.class_disagreement, state.class_disagreement_updates, cfg.cdm_momentum
+            )
+            class_weight = class_weights(disagreement, cfg.class_decoupling)
 
         # 5-7. ClassMix -> strong augmentation -> target loss L_T.
-        if cfg.mix == "classmix":
-            with timer("mix"):
+        #      (mix "none": plain mean teacher, the augmented target image alone.)
+        with timer("mix"):
+            if cfg.mix == "classmix":
                 x_mix, y_mix, w_mix, pasted = classmix(
                     x_src, y_src, x_tgt, y_pseudo, w_pseudo, generator=state.generator
                 )
-                if cfg.augment:
-                    x_mix = _augment(x_mix, cfg, state.generator)
-            with timer("target"), autocast():
-                logits_mix = student(x_mix).logits
-                loss_target = _target_loss(
-                    logits_mix, y_mix, w_mix, class_weight, target_region=1.0 - pasted[:, 0]
-                )
-            losses["target"] = loss_target.detach()
-            with timer("target_backward"):
-                loss_target.backward()
-            student_pred_tgt = torch.where(
-                pasted[:, 0] > 0, IGNORE_INDEX, logits_mix.detach().argmax(1)
+            else:
+                x_mix, y_mix, w_mix = x_tgt, y_pseudo, w_pseudo
+                pasted = torch.zeros_like(w_pseudo).unsqueeze(1)
+            if cfg.augment:
+                x_mix = _augment(x_mix, cfg, state.generator)
+        with timer("target"), autocast():
+            logits_mix = student(x_mix).logits
+            loss_target = _target_loss(
+                logits_mix, y_mix, w_mix, class_weight, target_region=1.0 - pasted[:, 0]
             )
-            del logits_mix
+        losses["target"] = loss_target.detach()
+        with timer("target_backward"):
+            loss_target.backward()
+        # The student's argmax on target pixels (255 on pasted ones), for the CDM statistic.
+        student_pred_tgt = torch.where(
+            pasted[:, 0] > 0, IGNORE_INDEX, logits_mix.detach().argmax(1)
+        )
+        del logits_mix
 
         # 8. Masked consistency L_M: the student sees a masked (augmented) target image
         #    and must predict the teacher's pseudo-label of the clean image.
@@ -194,10 +210,12 @@ def train_step(
             del logits_masked
 
         # CDM statistic: per-class disagreement of student vs pseudo-label (no extra forward).
-        if class_weight is not None and student_pred_tgt is not None:
+        if class_weight is not None:
             valid = (y_pseudo != IGNORE_INDEX) & (student_pred_tgt != IGNORE_INDEX)
-            state.class_disagreement = update_disagreement(
+            valid &= w_pseudo > 0  # the ignored top and bottom rows say nothing
+            state.class_disagreement, state.class_disagreement_updates = update_disagreement(
                 state.class_disagreement,
+                state.class_disagreement_updates,
                 student_pred_tgt,
                 y_pseudo,
                 valid,
@@ -309,7 +327,7 @@ def _keep_mask(
         return block_mask(shape, cfg.mask_block_size, cfg.mask_ratio, generator, device)
     if cfg.masking == "random":
         return random_patch_mask(shape, cfg.mask_block_size, cfg.mask_ratio, generator, device)
-    return grid_mask(shape, unit=cfg.mask_block_size, generator=generator, device=device)
+    return grid_mask(shape, cfg.mask_block_size, cfg.mask_ratio, generator, device)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

@@ -114,7 +114,9 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
     # Data.
     source = builders.build_train_dataset(cfg, cfg.data.source)
     class_pixels = builders.source_class_pixels(cfg, source)
-    target = builders.build_train_dataset(cfg, cfg.data.target) if uses_target else None
+    target = (
+        builders.build_train_dataset(cfg, cfg.data.target, labelled=False) if uses_target else None
+    )
     val = builders.build_val_dataset(cfg) if cfg.train.eval_interval >= 0 else None
 
     # Models: student, EMA teacher, frozen ImageNet extractor.
@@ -131,7 +133,7 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
         models.optimizer,
     )
     generator = torch.Generator(device=device)
-    state = StepState(0, generator, torch.zeros(cfg.model.num_classes, device=device))
+    state = StepState.initial(generator, cfg.model.num_classes, device)
 
     checkpoint_path = work_dir / "checkpoints" / "latest.pt"
     if resume:
@@ -191,9 +193,9 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
         set_learning_rate(optimizer, factor)
         # Every draw of this iteration is a function of (seed, rank, iteration): resuming
         # reproduces an uninterrupted run exactly, with no RNG state to carry.
-        iteration_seed = _iteration_seed(train_cfg.seed, dist_info.rank, iteration)
-        torch.manual_seed(iteration_seed)
-        state.generator.manual_seed(iteration_seed)
+        global_seed, step_seed = _iteration_seeds(train_cfg.seed, dist_info.rank, iteration)
+        torch.manual_seed(global_seed)  # dropout, drop-path
+        state.generator.manual_seed(step_seed)  # mixing, augmentation, masks, KD cells
         batch_src = next(source_batches)
         batch_tgt = next(target_batches) if target_batches is not None else None
         student.train()
@@ -246,8 +248,10 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
     return result
 
 
-def _iteration_seed(seed: int, rank: int, iteration: int) -> int:
-    return int(np.random.SeedSequence([seed, rank, iteration]).generate_state(1, np.uint64)[0] >> 1)
+def _iteration_seeds(seed: int, rank: int, iteration: int) -> tuple[int, int]:
+    """Two independent seeds (global RNG, step generator) for one rank and iteration."""
+    states = np.random.SeedSequence([seed, rank, iteration]).generate_state(2, np.uint64)
+    return int(states[0] >> 1), int(states[1] >> 1)
 
 
 def _evaluate(
@@ -287,6 +291,7 @@ def _checkpoint_state(
         "iteration": state.iteration,
         "config": config_to_dict(cfg),
         "class_disagreement": state.class_disagreement,
+        "class_disagreement_updates": state.class_disagreement_updates,
     }
     if teacher is not None:
         checkpoint["teacher"] = teacher.state_dict()
@@ -308,6 +313,7 @@ def _restore(
         optimizer.load_state_dict(checkpoint["optimizer"])
         state.iteration = int(checkpoint["iteration"])
         state.class_disagreement = checkpoint["class_disagreement"].to(device)
+        state.class_disagreement_updates = checkpoint["class_disagreement_updates"].to(device)
     except (KeyError, RuntimeError) as error:
         raise OmudaError(
             f"the checkpoint does not match this configuration ({str(error).splitlines()[0]})"
