@@ -43,7 +43,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from omuda.engine.train import train
 
     cfg = load_config(args.config, args.overrides)
-    work_dir = Path(args.work_dir) if args.work_dir else Path("work_dirs") / Path(args.config).stem
+    config = Path(args.config)
+    # work_dirs/gta2cs/omuda for configs/gta2cs/omuda.yaml: same-named configs never collide
+    work_dir = (
+        Path(args.work_dir)
+        if args.work_dir
+        else Path("work_dirs") / config.parent.name / config.stem
+    )
     train(cfg, work_dir, resume=args.resume, progress=not args.quiet)
     return 0
 
@@ -73,7 +79,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
     if dist_info.rank == 0:
         print(result.table())
-        out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".eval.json")
+        suffix = ".teacher.eval.json" if args.weights == "teacher" else ".eval.json"
+        out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(suffix)
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result.to_dict(), indent=2))
         print(f"results written to {out}")
     return 0
@@ -109,8 +117,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         path = path / "eval.json" if path.is_dir() else path
         if not path.is_file():
             raise OmudaError(f"no evaluation found at {path} (train or evaluate first)")
-        data = json.loads(path.read_text())
-        results[Path(run).name if Path(run).is_dir() else path.stem] = data.get("eval", data)
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise OmudaError(f"{path} is not a JSON evaluation result") from None
+        if not isinstance(data, dict):
+            raise OmudaError(f"{path} is not an evaluation result (expected a JSON object)")
+        name = str(run) if Path(run).is_dir() else path.stem
+        results[name] = data.get("eval", data)
     print(comparison_table(results))
     return 0
 
@@ -138,6 +152,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from omuda.config import load_config
     from omuda.engine.bench import run_benchmark
 
+    if args.iters < 1 or args.warmup < 0:
+        raise OmudaError("bench needs --iters >= 1 and --warmup >= 0")
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"train.device={args.device}")
@@ -251,6 +267,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except OmudaError as error:
         print(f"omuda: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
+    except OSError as error:  # an unwritable --out, a full disk, a file where a folder goes
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"omuda: error: {where}{error.strerror or error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("omuda: interrupted", file=sys.stderr)

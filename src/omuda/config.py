@@ -280,9 +280,14 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if not path.is_file():
         raise OmudaError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise OmudaError(f"{path} is not a UTF-8 text file") from None
     except yaml.YAMLError as error:
-        raise OmudaError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise OmudaError(f"{path} is not valid YAML{where}: {problem}") from None
     if not isinstance(raw, dict):
         raise OmudaError(f"{path} must hold a mapping of config sections")
     return config_from_dict(raw, overrides)
@@ -322,6 +327,13 @@ def validate(config: Config) -> None:
         raise OmudaError("adaptation.mask_ratio must be in [0, 1)")
     if not 0.0 < adaptation.ema_alpha < 1.0:
         raise OmudaError("adaptation.ema_alpha must be in (0, 1)")
+    if config.model.num_classes != 19:
+        raise OmudaError("model.num_classes must be 19: the label space is Cityscapes' 19 classes")
+    evaluation = config.eval
+    if min(evaluation.crop_size) < 1 or min(evaluation.stride) < 1:
+        raise OmudaError("eval.crop_size and eval.stride must be positive")
+    if any(s > c for s, c in zip(evaluation.stride, evaluation.crop_size, strict=True)):
+        raise OmudaError("eval.stride must not exceed eval.crop_size (pixels would be skipped)")
     bad = [c for c in data.thing_classes if not 0 <= c < config.model.num_classes]
     if bad:
         raise OmudaError(f"data.thing_classes holds ids outside 0..18: {bad}")

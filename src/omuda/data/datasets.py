@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from omuda.data import transforms
 from omuda.data.io import read_image, read_label
-from omuda.data.labels import NUM_CLASSES
+from omuda.data.labels import IGNORE_INDEX, NUM_CLASSES
 from omuda.data.prepare import STATS_FILE, TRAIN_IDS_SUFFIX, load_class_stats
 from omuda.errors import OmudaError
 
@@ -91,6 +91,13 @@ class SegmentationDataset(Dataset):
         if label.dtype != np.uint8:
             raise OmudaError(
                 f"{label_path} is not an 8-bit train-id label; run `omuda prepare` on its dataset"
+            )
+        if label.max(initial=0) >= NUM_CLASSES and np.any(
+            (label >= NUM_CLASSES) & (label != IGNORE_INDEX)
+        ):
+            raise OmudaError(
+                f"{label_path} holds ids outside the 19 train ids and 255: it is not a train-id"
+                " label (delete it and run `omuda prepare` again)"
             )
         return image, label, image_path.stem
 

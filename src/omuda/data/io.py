@@ -18,6 +18,9 @@ from PIL import Image, UnidentifiedImageError
 
 from omuda.errors import OmudaError
 
+# A corrupt file is reported by our own one-line error; OpenCV's warnings would add noise.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 # Fixed zlib level: the same array always encodes to the same PNG bytes.
 _PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
 _SINGLE_CHANNEL_MODES = {"L", "P", "I;16", "I;16B", "I;16L", "I", "1"}

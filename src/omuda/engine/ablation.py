@@ -123,14 +123,19 @@ def run_table(
     parallel: int = 1,
 ) -> str:
     """Run every row x seed not yet finished, then return the markdown summary."""
+    from omuda.config import load_config
+
     if table not in TABLES:
         raise OmudaError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
+    if not config_dir.is_dir():
+        raise OmudaError(f"config folder not found: {config_dir}")
     jobs = []
     for row in TABLES[table]:
         config, row_overrides = _expand(row, config_dir)
         if not config.is_file():
             print(f"skipping '{row.label}': {config} does not exist")
             continue
+        load_config(config, [*row_overrides, *overrides])  # a typo fails here, not in every job
         for seed in seeds:
             work_dir = work_root / table / _slug(row.label) / f"seed{seed}"
             if (work_dir / "eval.json").is_file():
@@ -149,15 +154,22 @@ def run_table(
         label, seed, work_dir, command = job
         work_dir.mkdir(parents=True, exist_ok=True)
         print(f"running '{label}' seed {seed} -> {work_dir}", flush=True)
-        with (work_dir / "train.log").open("w") as log:
+        with (work_dir / "train.log").open("a") as log:
             finished = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
         if finished.returncode != 0:
             print(f"'{label}' seed {seed} failed: see {work_dir / 'train.log'}", flush=True)
+        return finished.returncode == 0
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        list(pool.map(run, jobs))
+        succeeded = list(pool.map(run, jobs))
     summary = summarize_table(table, work_root)
+    (work_root / table).mkdir(parents=True, exist_ok=True)
     (work_root / table / "summary.md").write_text(summary)
+    if not all(succeeded):
+        print(summary)
+        raise OmudaError(
+            f"{succeeded.count(False)} of {len(jobs)} runs failed (see their train.log)"
+        )
     return summary
 
 

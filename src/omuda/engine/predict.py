@@ -16,6 +16,7 @@ from omuda.data.transforms import normalize, resize_image
 from omuda.engine.evaluate import INFERENCE_MODES, infer_logits
 from omuda.errors import OmudaError
 
+OUTPUT_SUFFIXES = ("_pred", "_trainIds", "_overlay")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
@@ -32,7 +33,9 @@ def collect_images(inputs: list[Path]) -> list[Path]:
             found = sorted(
                 file
                 for file in path.rglob("*")
-                if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES
+                if file.is_file()
+                and file.suffix.lower() in IMAGE_SUFFIXES
+                and not file.stem.endswith(OUTPUT_SUFFIXES)  # our own outputs, from a rerun
             )
             if not found:
                 raise OmudaError(f"no .png/.jpg/.jpeg images found under {path}")

@@ -103,6 +103,16 @@ def gradient_averager(model: nn.Module, dist_info: DistInfo):  # noqa: ANN201
 
 def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = True) -> dict:
     """Train as configured; returns the final evaluation as a dict (main process)."""
+    checkpoint_path = work_dir / "checkpoints" / "latest.pt"
+    if resume and not checkpoint_path.is_file():
+        raise OmudaError(f"--resume given but {checkpoint_path} does not exist")
+    if not resume and checkpoint_path.is_file():
+        raise OmudaError(
+            f"{work_dir} already holds checkpoints: pass --resume to continue,"
+            " or choose another --work-dir"
+        )
+    if work_dir.exists() and not work_dir.is_dir():
+        raise OmudaError(f"--work-dir {work_dir} exists and is not a folder")
     dist_info = init_distributed(cfg.train.device)
     device = dist_info.device
     main = dist_info.rank == 0
@@ -117,7 +127,7 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
     target = (
         builders.build_train_dataset(cfg, cfg.data.target, labelled=False) if uses_target else None
     )
-    val = builders.build_val_dataset(cfg) if cfg.train.eval_interval >= 0 else None
+    val = builders.build_val_dataset(cfg)  # evaluated every eval_interval and at the end
 
     # Models: student, EMA teacher, frozen ImageNet extractor.
     torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
@@ -135,18 +145,17 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
     generator = torch.Generator(device=device)
     state = StepState.initial(generator, cfg.model.num_classes, device)
 
-    checkpoint_path = work_dir / "checkpoints" / "latest.pt"
     if resume:
-        if not checkpoint_path.is_file():
-            raise OmudaError(f"--resume given but {checkpoint_path} does not exist")
-        _restore(load_checkpoint(checkpoint_path), student, teacher, optimizer, state, device)
+        checkpoint = load_checkpoint(checkpoint_path)
+        _check_same_experiment(cfg, checkpoint)
+        _restore(checkpoint, student, teacher, optimizer, state, device)
         if main:
             print(f"resumed from {checkpoint_path} at iteration {state.iteration}")
-    elif main and checkpoint_path.is_file():
-        raise OmudaError(
-            f"{work_dir} already holds checkpoints: pass --resume to continue,"
-            " or choose another --work-dir"
-        )
+        if state.iteration >= cfg.train.iters:
+            raise OmudaError(
+                f"{work_dir} is already at train.iters={cfg.train.iters}: raise train.iters"
+                " to continue training"
+            )
     if main:
         save_config(cfg, work_dir / "config.yaml")
     # Compile after restoring weights; the step reads the unwrapped module for the EMA.
@@ -223,6 +232,13 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
             bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k in losses})
         bar.update(1)
         is_last = done == train_cfg.iters
+        # Checkpoint before evaluating: a failing evaluation must not lose the iterations.
+        if main and (
+            is_last or (train_cfg.checkpoint_interval and done % train_cfg.checkpoint_interval == 0)
+        ):
+            save_training_checkpoint(
+                work_dir, done, _checkpoint_state(cfg, student, teacher, optimizer, state)
+            )
         if val is not None and (
             is_last or (train_cfg.eval_interval and done % train_cfg.eval_interval == 0)
         ):
@@ -230,12 +246,6 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
             logger.log(done, "val", {"mIoU": last_eval.miou, "mIoU16": last_eval.miou16})
             if main:
                 bar.write(f"iter {done}: mIoU {100 * last_eval.miou:.2f}")
-        if main and (
-            is_last or (train_cfg.checkpoint_interval and done % train_cfg.checkpoint_interval == 0)
-        ):
-            save_training_checkpoint(
-                work_dir, done, _checkpoint_state(cfg, student, teacher, optimizer, state)
-            )
     bar.close()
     logger.close()
     result = {"iterations": state.iteration, "seconds": time.perf_counter() - started}
@@ -296,6 +306,27 @@ def _checkpoint_state(
     if teacher is not None:
         checkpoint["teacher"] = teacher.state_dict()
     return checkpoint
+
+
+def _check_same_experiment(cfg: Config, checkpoint: dict) -> None:
+    """--resume must continue the same experiment: only train.*, eval.*, data.root and
+    data.workers may change."""
+    saved = checkpoint.get("config", {})
+    current = config_to_dict(cfg)
+    movable = {"data.root", "data.workers"}  # where the data lives, how it is read
+    changed = [
+        f"{section}.{key}"
+        for section in ("data", "model", "adaptation")
+        for key in current[section]
+        if saved.get(section, {}).get(key) != current[section][key]
+        and f"{section}.{key}" not in movable
+    ]
+    if changed:
+        raise OmudaError(
+            "--resume with a different experiment than the checkpoint's: "
+            + ", ".join(changed[:5])
+            + " differ (only train.*, eval.*, data.root and data.workers may change)"
+        )
 
 
 def _restore(
