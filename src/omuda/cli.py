@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from omuda import __version__
 from omuda.errors import OmudaError
 
 
@@ -103,6 +104,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         mode=cfg.eval.mode,
         crop_size=cfg.eval.crop_size,
         stride=cfg.eval.stride,
+        progress=not args.quiet,
     )
     print(f"wrote {len(written)} files to {args.out}")
     return 0
@@ -170,11 +172,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="omuda",
         description="Unsupervised domain adaptation for semantic segmentation "
         "(DAFormer, MIC and OMUDA self-training).",
+        epilog="workflow: omuda synth data/synthetic (or get GTA5/Cityscapes) -> omuda prepare"
+        " KIND ROOT -> omuda train CONFIG -> omuda evaluate / predict / compare",
     )
+    parser.add_argument("--version", action="version", version=f"omuda {__version__}")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     commands = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars"
+    )
 
-    synth = commands.add_parser("synth", help="generate the embedded synthetic benchmark")
+    synth = commands.add_parser(
+        "synth", parents=[common], help="generate the embedded synthetic benchmark"
+    )
     synth.add_argument("out", help="folder to write gta/, cityscapes/ and synthia/ into")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument(
@@ -183,22 +194,26 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--workers", type=int, default=2)
     synth.set_defaults(run=_cmd_synth)
 
-    prepare = commands.add_parser("prepare", help="write train-id labels and sampler stats")
+    prepare = commands.add_parser(
+        "prepare", parents=[common], help="write train-id labels and sampler stats"
+    )
     prepare.add_argument("kind", choices=("gta", "synthia", "cityscapes"))
     prepare.add_argument("root", help="the dataset folder")
     prepare.add_argument("--out", help="folder for the JSON stats (default: ROOT)")
     prepare.add_argument("--workers", type=int, default=2)
     prepare.set_defaults(run=_cmd_prepare)
 
-    train = commands.add_parser("train", help="train as a YAML config says")
-    train.add_argument("config")
+    train = commands.add_parser("train", parents=[common], help="train as a YAML config says")
+    train.add_argument("config", help="a YAML config, e.g. configs/synthetic/omuda.yaml")
     train.add_argument("--work-dir", help="default: work_dirs/<config name>")
     train.add_argument("--resume", action="store_true", help="continue from latest.pt")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     train.set_defaults(run=_cmd_train)
 
-    evaluate = commands.add_parser("evaluate", help="mIoU of a checkpoint on its val split")
-    evaluate.add_argument("--checkpoint", required=True)
+    evaluate = commands.add_parser(
+        "evaluate", parents=[common], help="mIoU of a checkpoint on its val split"
+    )
+    evaluate.add_argument("--checkpoint", required=True, help="an omuda or DAFormer/MIC .pt/.pth")
     evaluate.add_argument("--out", help="JSON results (default: CHECKPOINT.eval.json)")
     evaluate.add_argument(
         "--weights",
@@ -209,19 +224,30 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     evaluate.set_defaults(run=_cmd_evaluate)
 
-    predict = commands.add_parser("predict", help="palette PNGs and overlays for images")
+    predict = commands.add_parser(
+        "predict", parents=[common], help="palette PNGs and overlays for images"
+    )
     predict.add_argument("--checkpoint", required=True)
     predict.add_argument("--out", required=True)
     predict.add_argument("inputs", nargs="+", help="images or folders")
-    predict.add_argument("--set", dest="overrides", action="append", default=[])
+    predict.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. --set eval.mode=slide (repeatable)",
+    )
     predict.set_defaults(run=_cmd_predict)
 
-    compare = commands.add_parser("compare", help="per-class IoU of runs side by side")
+    compare = commands.add_parser(
+        "compare", parents=[common], help="per-class IoU of runs side by side"
+    )
     compare.add_argument("runs", nargs="+", help="work dirs (eval.json) or result JSON files")
     compare.set_defaults(run=_cmd_compare)
 
     ablation = commands.add_parser(
-        "ablation", help="run a named table (methods, table4-7, cdm) over seeds"
+        "ablation", parents=[common], help="run a named table (methods, table4-7, cdm) over seeds"
     )
     ablation.add_argument(
         "table", choices=("methods", "table4", "table5", "table6", "table7", "cdm")
@@ -234,7 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablation.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     ablation.set_defaults(run=_cmd_ablation)
 
-    bench = commands.add_parser("bench", help="time the training step on random data")
+    bench = commands.add_parser(
+        "bench", parents=[common], help="time the training step on random data"
+    )
     bench.add_argument("config")
     bench.add_argument("--iters", type=int, default=10)
     bench.add_argument("--warmup", type=int, default=3)

@@ -6,7 +6,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,9 @@ def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     return None
 
 
-def autocast_factory(device: torch.device, dtype: torch.dtype | None):  # noqa: ANN201
+def autocast_factory(
+    device: torch.device, dtype: torch.dtype | None
+) -> Callable[[], contextlib.AbstractContextManager]:
     """A zero-argument context-manager factory for the step's forward passes."""
     if dtype is None:
         return contextlib.nullcontext
@@ -73,7 +75,7 @@ def _to_device(batch: dict, device: torch.device) -> dict:
     }
 
 
-def gradient_averager(model: nn.Module, dist_info: DistInfo):  # noqa: ANN201
+def gradient_averager(model: nn.Module, dist_info: DistInfo) -> Callable[[], None]:
     """After the step's backward passes: average gradients over ranks in one all-reduce.
 
     The step runs several forward/backward passes per iteration; averaging once at the end
