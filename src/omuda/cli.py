@@ -168,6 +168,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `omuda` argument parser with one subcommand per job."""
     parser = argparse.ArgumentParser(
         prog="omuda",
         description="Unsupervised domain adaptation for semantic segmentation "

@@ -48,6 +48,8 @@ class SamplingConfig:
 
 @dataclass
 class DataConfig:
+    """Source, target and validation datasets, crops, batch and source sampling."""
+
     root: str = "data"
     source: DatasetConfig = field(default_factory=DatasetConfig)
     target: DatasetConfig = field(
@@ -66,6 +68,8 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    """Segmentor: backbone (MiT-B0..B5 or EfficientNet-Lite0) + DAFormer head."""
+
     backbone: str = "mit_b5"  # mit_b0..mit_b5 | efficientnet_lite0
     pretrained: str | None = None  # weights file (MiT), "imagenet" (EfficientNet-Lite0) or None
     decoder_channels: int = 256
@@ -110,6 +114,8 @@ class AdaptationConfig:
 
 @dataclass
 class TrainConfig:
+    """Schedule, optimiser, intervals and execution (device, precision, compile)."""
+
     iters: int = 40000
     seed: int = 0
     lr: float = 6e-5
@@ -131,6 +137,8 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
+    """Inference on the validation split: whole image or sliding window (height, width)."""
+
     mode: str = "whole"  # whole | slide
     crop_size: tuple[int, int] = (512, 512)
     stride: tuple[int, int] = (341, 341)
@@ -138,6 +146,8 @@ class EvalConfig:
 
 @dataclass
 class Config:
+    """A whole experiment; `load_config` builds it from YAML plus overrides."""
+
     name: str = "experiment"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -307,6 +317,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 
 
 def save_config(config: Config, path: Path) -> None:
+    """Write the resolved config as YAML (every field, defaults included)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
 

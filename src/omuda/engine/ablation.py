@@ -24,6 +24,8 @@ from omuda.errors import OmudaError
 
 @dataclass(frozen=True)
 class Row:
+    """One table row: a config file of the config folder plus dotted overrides."""
+
     label: str
     config: str  # file name inside the config folder
     overrides: tuple[str, ...] = ()

@@ -26,6 +26,8 @@ from omuda.engine.train import amp_dtype, autocast_factory
 
 @dataclass
 class BenchReport:
+    """Timings of `run_benchmark`: per iteration, per step section, and peak memory."""
+
     device: str
     config: str
     iteration_seconds: list[float]
@@ -37,9 +39,11 @@ class BenchReport:
 
     @property
     def median(self) -> float:
+        """Median seconds per iteration."""
         return statistics.median(self.iteration_seconds)
 
     def table(self) -> str:
+        """Human-readable report."""
         times = self.iteration_seconds
         lines = [
             f"device: {self.device}   config: {self.config}",
@@ -61,6 +65,7 @@ class BenchReport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
+        """JSON-ready report."""
         return {
             "device": self.device,
             "config": self.config,
@@ -93,6 +98,8 @@ def iteration_flops(
     cfg: Config, student: torch.nn.Module, imagenet: torch.nn.Module | None, images: torch.Tensor
 ) -> float:
     """FLOP of one training iteration: forward passes counted, backward taken as 2x forward.
+
+    images (B,3,H,W) uint8: one batch of crops at the training size.
 
     `FlopCounterMode` counts matmuls and convolutions of one forward; PyTorch's counter
     overstates the backward of grouped (depthwise) convolutions, hence the 2x rule.

@@ -37,6 +37,7 @@ def dataset_root(cfg: Config, dataset: DatasetConfig) -> Path:
 
 
 def dataset_pairs(cfg: Config, dataset: DatasetConfig) -> list[tuple[Path, Path]]:
+    """(image, train-id label) paths of a prepared dataset in its own layout."""
     root = dataset_root(cfg, dataset)
     if dataset.kind == "gta":
         return gta_pairs(root)
@@ -124,6 +125,7 @@ def build_source_sampler(
 def build_target_sampler(
     cfg: Config, num_images: int, start: int, rank: int, world_size: int
 ) -> TargetSampler:
+    """Epoch-wise shuffled target images, sharded over ranks, resumable at `start`."""
     # A different seed stream from the source sampler, so the pairs are not aligned.
     return TargetSampler(
         num_images, seed=cfg.train.seed + 7919, start=start, rank=rank, world_size=world_size
@@ -131,6 +133,7 @@ def build_target_sampler(
 
 
 def build_student(cfg: Config) -> nn.Module:
+    """The segmentor to train (or to evaluate), on the CPU."""
     model = cfg.model
     return build_segmentor(
         model.backbone,
@@ -153,6 +156,8 @@ def build_imagenet_backbone(cfg: Config) -> nn.Module:
 
 @dataclass
 class TrainingModels:
+    """Everything the training step updates or reads, built together."""
+
     student: nn.Module
     teacher: nn.Module | None  # EMA teacher, with self-training
     imagenet: nn.Module | None  # frozen ImageNet backbone, with FD / FDM

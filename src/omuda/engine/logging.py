@@ -37,6 +37,7 @@ class MetricLogger:
                     self._writer.add_scalar(f"{group}/{key}", value, iteration)
 
     def close(self) -> None:
+        """Flush and close TensorBoard's event file."""
         if self._writer is not None:
             self._writer.flush()
             self._writer.close()
