@@ -198,7 +198,9 @@ def train_step(
                 keep = _keep_mask(cfg, y_pseudo, thing_classes, state.generator)
                 x_masked = _augment(x_tgt, cfg, state.generator) if cfg.augment else x_tgt
                 x_masked = apply_mask(x_masked, keep)
-            with timer("masked"), autocast():
+            # Masked images (70% zeros) must not enter BatchNorm's running statistics: the
+            # evaluated student would normalise clean images with them.
+            with timer("masked"), autocast(), _frozen_batchnorm_statistics(student):
                 logits_masked = student(x_masked).logits
                 loss_masked = cfg.mask_loss_weight * _target_loss(
                     logits_masked, y_pseudo, w_pseudo, class_weight
@@ -328,6 +330,20 @@ def _keep_mask(
     if cfg.masking == "random":
         return random_patch_mask(shape, cfg.mask_block_size, cfg.mask_ratio, generator, device)
     return grid_mask(shape, cfg.mask_block_size, cfg.mask_ratio, generator, device)
+
+
+@contextlib.contextmanager
+def _frozen_batchnorm_statistics(model: nn.Module) -> Iterator[None]:
+    """BatchNorm keeps normalising with batch statistics but leaves its running ones alone."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.momentum = 0.0
+    try:
+        yield
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
