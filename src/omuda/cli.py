@@ -125,7 +125,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             raise OmudaError(f"{path} is not a JSON evaluation result") from None
         if not isinstance(data, dict):
             raise OmudaError(f"{path} is not an evaluation result (expected a JSON object)")
-        name = str(run) if Path(run).is_dir() else path.stem
+        name = Path(run).name if Path(run).is_dir() else path.stem
+        if name in results:  # e.g. two seed0 folders: keep them apart by their parent
+            name = f"{Path(run).parent.name}/{name}"
         results[name] = data.get("eval", data)
     print(comparison_table(results))
     return 0
