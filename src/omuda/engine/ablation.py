@@ -205,10 +205,8 @@ def summarize_table(table: str, work_root: Path) -> str:
         per_seed = ", ".join(f"{name[4:]}: {value:.1f}" for (name, _, _), value in zip(
             results, mious, strict=True))  # fmt: skip
         minutes = statistics.mean(s for _, _, s in results) / 60
-        lines.append(
-            f"| {row.label} | {mean:.1f} ± {std:.1f} | {len(results)} | {per_seed} "
-            f"| {minutes:.1f} |"
-        )
+        spread = f"{mean:.1f} ± {std:.1f}" if len(results) > 1 else f"{mean:.1f} (one seed)"
+        lines.append(f"| {row.label} | {spread} | {len(results)} | {per_seed} | {minutes:.1f} |")
     lines += ["", "Per-class IoU, mean over seeds:", ""]
     header = "| class | " + " | ".join(row.label for row, _ in rows) + " |"
     lines += [header, "|---" * (len(rows) + 1) + "|"]

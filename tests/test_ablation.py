@@ -1,0 +1,48 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from omuda.engine.ablation import TABLES, _expand, run_table, summarize_table
+from omuda.errors import OmudaError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _fake_run(root: Path, table: str, slug: str, seed: int, miou: float) -> None:
+    folder = root / table / slug / f"seed{seed}"
+    folder.mkdir(parents=True)
+    iou = [miou] * 19
+    iou[6] = None  # an absent class
+    (folder / "eval.json").write_text(
+        json.dumps({"seconds": 120.0, "eval": {"miou": miou, "iou": iou}})
+    )
+
+
+def test_summary_mean_std_and_single_seed(tmp_path):
+    _fake_run(tmp_path, "table4", "baseline__daformer", 0, 0.30)
+    _fake_run(tmp_path, "table4", "baseline__daformer", 1, 0.34)
+    _fake_run(tmp_path, "table4", "cdm", 0, 0.25)
+    summary = summarize_table("table4", tmp_path)
+    assert "| baseline (DAFormer) | 32.0 ± 2.8 | 2 | 0: 30.0, 1: 34.0 | 2.0 |" in summary
+    assert "| +CDM | 25.0 (one seed) | 1 |" in summary
+    assert "| traffic light | - | - |" in summary  # absent class shown as '-'
+
+
+def test_rows_expand_to_valid_configs():
+    config_dir = REPO / "configs" / "synthetic"
+    for rows in TABLES.values():
+        for row in rows:
+            config, overrides = _expand(row, config_dir)
+            assert config.is_file()
+    row = next(r for r in TABLES["table6"] if r.overrides == ("cam_scale=2",))
+    assert _expand(row, config_dir)[1] == [
+        "adaptation.cam_fine_block=8",
+        "adaptation.cam_coarse_block=16",
+    ]
+
+
+def test_override_typo_fails_before_any_run(tmp_path):
+    with pytest.raises(OmudaError, match="did you mean train.iters"):
+        run_table("cdm", REPO / "configs" / "synthetic", [0], tmp_path, ["train.itres=2"])
+    assert not (tmp_path / "cdm").exists()
