@@ -102,22 +102,15 @@ def _train_until(cfg, work_dir: Path, stop_after: int) -> None:
     assert (work_dir / "checkpoints" / "iter_10.pt").is_file()
 
 
+def _train_source_only(work: Path, overrides: list[str]) -> int:
+    config = str(REPO / "configs/synthetic/source_only.yaml")
+    return main(["--quiet", "train", config, "--work-dir", str(work), *overrides])
+
+
 def test_cli_train_evaluate_predict(tiny_benchmark, tmp_path, capsys):
     work = tmp_path / "run"
     overrides = [*TINY, f"data.root={tiny_benchmark}", "train.iters=4", "train.eval_interval=4"]
-    assert (
-        main(
-            [
-                "--quiet",
-                "train",
-                str(REPO / "configs/synthetic/source_only.yaml"),
-                "--work-dir",
-                str(work),
-                *overrides,
-            ]
-        )
-        == 0
-    )
+    assert _train_source_only(work, overrides) == 0
     result = json.loads((work / "eval.json").read_text())
     assert 0.0 <= result["eval"]["miou"] <= 1.0 and result["eval"]["num_images"] == 3
     assert (work / "config.yaml").is_file() and (work / "metrics.jsonl").is_file()
@@ -166,19 +159,7 @@ def test_cli_train_evaluate_predict(tiny_benchmark, tmp_path, capsys):
     assert len(list((tmp_path / "pred").glob("*_pred.png"))) == 3
 
     # a second train into the same work dir without --resume is refused, nothing lost
-    assert (
-        main(
-            [
-                "--quiet",
-                "train",
-                str(REPO / "configs/synthetic/source_only.yaml"),
-                "--work-dir",
-                str(work),
-                *overrides,
-            ]
-        )
-        == 2
-    )
+    assert _train_source_only(work, overrides) == 2
     assert "--resume" in capsys.readouterr().err
     assert (work / "checkpoints/latest.pt").is_file()
 

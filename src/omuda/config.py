@@ -18,9 +18,8 @@ from typing import Any, Union
 
 import yaml
 
+from omuda.data.labels import THING_CLASSES
 from omuda.errors import OmudaError
-
-THING_CLASSES = (6, 7, 11, 12, 13, 14, 15, 16, 17, 18)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-IGNORE_INDEX = 255
+from omuda.data.labels import IGNORE_INDEX
 
 
 def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:

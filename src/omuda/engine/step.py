@@ -47,9 +47,8 @@ from omuda.adaptation.pseudo_labels import pseudo_labels
 from omuda.adaptation.relational_kd import foreground_cell_pairs, relational_kd_loss
 from omuda.adaptation.teacher import ema_alpha, update_teacher
 from omuda.config import AdaptationConfig
+from omuda.data.labels import IGNORE_INDEX
 from omuda.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
-
-IGNORE_INDEX = 255
 
 
 @dataclass
