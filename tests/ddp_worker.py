@@ -19,7 +19,14 @@ def step_and_dump(*args, **kwargs):
     if state.iteration == cfg.train.iters:
         rank = torch.distributed.get_rank()
         torch.save(
-            {"student": student.state_dict(), "teacher": teacher.state_dict()},
+            {
+                "student": student.state_dict(),
+                "teacher": teacher.state_dict(),
+                "cdm": {
+                    "rate": state.class_disagreement,
+                    "updates": state.class_disagreement_updates,
+                },
+            },
             Path(dump_dir) / f"rank{rank}.pt",
         )
     return losses

@@ -47,13 +47,41 @@ def test_weighted_value_by_hand_with_pixel_weights():
     torch.testing.assert_close(loss, expected)
 
 
+def test_balance_zero_puts_class_weights_on_the_pixel_mean():
+    logits, y_pseudo, ce = _toy()
+    pixel_weight = torch.tensor([[[0.5, 0.5, 0.5], [0.0, 0.25, 0.5]]])
+    class_weight = torch.tensor([0.2, 0.6, 0.9])
+    loss = class_balanced_cross_entropy(logits, y_pseudo, pixel_weight, class_weight, balance=0.0)
+    class0_sum = 0.5 * (ce[0, 0, 0] + ce[0, 0, 1] + ce[0, 0, 2])
+    class1_sum = 0.25 * ce[0, 1, 1]
+    expected = (0.2 * class0_sum + 0.6 * class1_sum) / (0.2 * 4 + 0.6 * 1)
+    torch.testing.assert_close(loss, expected)
+    # Uniform weights: the plain mean over the 5 valid pixels.
+    uniform = class_balanced_cross_entropy(
+        logits, y_pseudo, pixel_weight, torch.ones(3), balance=0.0
+    )
+    torch.testing.assert_close(uniform, (class0_sum + class1_sum) / 5)
+
+
+def test_half_balance_shares_grow_as_square_root_of_counts():
+    logits, y_pseudo, ce = _toy()
+    pixel_weight = torch.ones(1, 2, 3)
+    loss = class_balanced_cross_entropy(logits, y_pseudo, pixel_weight, torch.ones(3), balance=0.5)
+    class0_mean = (ce[0, 0, 0] + ce[0, 0, 1] + ce[0, 0, 2] + ce[0, 1, 0]) / 4
+    expected = (2.0 * class0_mean + 1.0 * ce[0, 1, 1]) / (2.0 + 1.0)  # sqrt(4), sqrt(1)
+    torch.testing.assert_close(loss, expected)
+
+
 def test_single_class_equals_plain_weighted_ce_and_gradient_flows():
     logits = torch.randn(2, 4, 3, 3, requires_grad=True)
     y_pseudo = torch.full((2, 3, 3), 2)
     pixel_weight = torch.rand(2, 3, 3)
-    loss = class_balanced_cross_entropy(logits, y_pseudo, pixel_weight, torch.rand(4) + 0.1)
     plain = (F.cross_entropy(logits, y_pseudo, reduction="none") * pixel_weight).mean()
-    torch.testing.assert_close(loss, plain)
+    for balance in (0.0, 0.5, 1.0):
+        loss = class_balanced_cross_entropy(
+            logits, y_pseudo, pixel_weight, torch.rand(4) + 0.1, balance=balance
+        )
+        torch.testing.assert_close(loss, plain)
     loss.backward()
     assert torch.all(torch.isfinite(logits.grad))
 
@@ -94,6 +122,24 @@ def test_disagreement_ema_by_hand():
     )
     assert torch.equal(running, torch.tensor([0.5, 0.2, 0.9]))  # not in place
     assert torch.equal(updates, torch.tensor([1.0, 1.0, 0.0]))  # class 2 was not seen
+
+
+def test_disagreement_counts_pass_through_the_reducer():
+    # A reducer standing for a second rank whose batch held 2 class-1 pixels, both disputed.
+    other_rank = torch.tensor([[0.0, 2.0, 0.0], [0.0, 2.0, 0.0]])
+    y_pseudo = torch.tensor([[[0, 1]]])
+    pred_student = torch.tensor([[[0, 1]]])  # this rank: both agree
+    updated, updates = update_disagreement(
+        torch.zeros(3),
+        torch.zeros(3),
+        pred_student,
+        y_pseudo,
+        y_pseudo != 255,
+        momentum=0.0,
+        reduce_sum=lambda totals: totals + other_rank,
+    )
+    torch.testing.assert_close(updated, torch.tensor([0.0, 2.0 / 3.0, 0.0]))
+    assert torch.equal(updates, torch.tensor([1.0, 1.0, 0.0]))
 
 
 def test_debiased_disagreement_recovers_the_rate_of_rarely_seen_classes():

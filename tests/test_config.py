@@ -75,6 +75,11 @@ def test_missing_and_invalid_files(tmp_path):
     bad.write_text("train: [1, 2\n")
     with pytest.raises(OmudaError, match="not valid YAML"):
         load_config(bad)
+    # YAML would silently keep the second `iters`; a config must not hide a typo like that.
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("train:\n  iters: 5\n  lr: 0.1\n  iters: 50\n")
+    with pytest.raises(OmudaError, match="line 4: key 'iters' appears twice"):
+        load_config(twice)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")

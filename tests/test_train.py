@@ -118,21 +118,9 @@ def test_cli_train_evaluate_predict(tiny_benchmark, tmp_path, capsys):
     assert set(checkpoint) >= {"model", "optimizer", "iteration", "config"}
     assert checkpoint["config"]["train"]["iters"] == 4
 
-    # evaluate takes its config from the checkpoint
+    # evaluate takes its config from the checkpoint; a work dir stands for its latest.pt
     out = tmp_path / "eval.json"
-    assert (
-        main(
-            [
-                "--quiet",
-                "evaluate",
-                "--checkpoint",
-                str(work / "checkpoints/latest.pt"),
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main(["--quiet", "evaluate", "--checkpoint", str(work), "--out", str(out)]) == 0
     assert json.loads(out.read_text())["miou"] == pytest.approx(result["eval"]["miou"])
 
     # a source-only run has no EMA teacher to evaluate
@@ -171,6 +159,7 @@ def test_cli_train_evaluate_predict(tiny_benchmark, tmp_path, capsys):
         (["train", "configs/synthetic/omuda.yaml", "train.itres=3"], "did you mean train.iters"),
         (["prepare", "gta", "/nonexistent/gta"], "/nonexistent/gta"),
         (["evaluate", "--checkpoint", "/nonexistent.pt"], "checkpoint not found"),
+        (["evaluate", "--checkpoint", "configs"], "without checkpoints/latest.pt"),
     ],
 )
 def test_cli_bad_input_is_one_line(argv, message, capsys, monkeypatch):
@@ -210,7 +199,7 @@ def test_missing_prepare_is_reported(tmp_path, capsys):
 
 
 def test_two_process_training_keeps_ranks_identical(tiny_benchmark, tmp_path):
-    """torchrun, 2 CPU processes (gloo): student and EMA teacher stay identical on both ranks."""
+    """torchrun, 2 CPU processes (gloo): student, EMA teacher and CDM statistic stay identical."""
     import os
     import subprocess
     import sys
@@ -220,19 +209,21 @@ def test_two_process_training_keeps_ranks_identical(tiny_benchmark, tmp_path):
         str(REPO / "tests" / "ddp_worker.py"), str(REPO / "configs/synthetic/omuda.yaml"),
         str(tmp_path / "work"), str(tmp_path), *TINY, f"data.root={tiny_benchmark}",
         "train.iters=3", "train.threads=1",
+        "adaptation.pseudo_threshold=0.0",  # every pixel confident: the CDM statistic moves
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]
     rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
-    for part in ("student", "teacher"):
+    for part in ("student", "teacher", "cdm"):
         for name, tensor in rank0[part].items():
             assert torch.equal(tensor, rank1[part][name]), f"{part}.{name} differs across ranks"
     # only rank 0 wrote the checkpoint and logs, and training really changed the weights
     assert (tmp_path / "work/checkpoints/latest.pt").is_file()
     initial = torch.load(tmp_path / "work/checkpoints/latest.pt", weights_only=True)["model"]
     assert initial.keys() == rank0["student"].keys()
+    assert rank0["cdm"]["updates"].sum() > 0
 
 
 def test_evaluate_released_daformer_checkpoint(tiny_benchmark, tmp_path, capsys):

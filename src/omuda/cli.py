@@ -57,12 +57,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from omuda.engine import builders
-    from omuda.engine.checkpoint import load_model_for_inference
+    from omuda.engine.checkpoint import load_model_for_inference, resolve_checkpoint
     from omuda.engine.distributed import init_distributed
     from omuda.engine.evaluate import evaluate
     from omuda.engine.train import amp_dtype
 
-    cfg, model = load_model_for_inference(Path(args.checkpoint), args.overrides, args.weights)
+    checkpoint = resolve_checkpoint(Path(args.checkpoint))
+    cfg, model = load_model_for_inference(checkpoint, args.overrides, args.weights)
     dist_info = init_distributed(cfg.train.device)
     model.to(dist_info.device)
     result = evaluate(
@@ -81,7 +82,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if dist_info.rank == 0:
         print(result.table())
         suffix = ".teacher.eval.json" if args.weights == "teacher" else ".eval.json"
-        out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(suffix)
+        out = Path(args.out) if args.out else checkpoint.with_suffix(suffix)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result.to_dict(), indent=2))
         print(f"results written to {out}")
@@ -89,11 +90,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from omuda.engine.checkpoint import load_model_for_inference
+    from omuda.engine.checkpoint import load_model_for_inference, resolve_checkpoint
     from omuda.engine.distributed import init_distributed
     from omuda.engine.predict import predict_paths
 
-    cfg, model = load_model_for_inference(Path(args.checkpoint), args.overrides)
+    checkpoint = resolve_checkpoint(Path(args.checkpoint))
+    cfg, model = load_model_for_inference(checkpoint, args.overrides)
     device = init_distributed(cfg.train.device).device
     written = predict_paths(
         model.to(device),
@@ -192,7 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("out", help="folder to write gta/, cityscapes/ and synthia/ into")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument(
-        "--shift", type=float, default=None, help="domain-shift strength (default 1.25)"
+        "--shift",
+        type=float,
+        default=None,
+        help="domain-shift strength (default: the calibrated one, see docs/RESULTS.md)",
     )
     synth.add_argument("--workers", type=int, default=2)
     synth.set_defaults(run=_cmd_synth)
@@ -216,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate", parents=[common], help="mIoU of a checkpoint on its val split"
     )
-    evaluate.add_argument("--checkpoint", required=True, help="an omuda or DAFormer/MIC .pt/.pth")
+    evaluate.add_argument(
+        "--checkpoint", required=True, help="an omuda or DAFormer/MIC .pt/.pth, or a work dir"
+    )
     evaluate.add_argument("--out", help="JSON results (default: CHECKPOINT.eval.json)")
     evaluate.add_argument(
         "--weights",
@@ -230,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser(
         "predict", parents=[common], help="palette PNGs and overlays for images"
     )
-    predict.add_argument("--checkpoint", required=True)
+    predict.add_argument("--checkpoint", required=True, help="a checkpoint file or a work dir")
     predict.add_argument("--out", required=True)
     predict.add_argument("inputs", nargs="+", help="images or folders")
     predict.add_argument(

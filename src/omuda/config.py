@@ -100,15 +100,24 @@ class AdaptationConfig:
     fd_min_ratio: float = 0.75
     kd_lambda: float = 0.01
     kd_max_cells: int = 256
-    kd_features: str = "backbone"  # backbone (stage 4) | decoder (fused map, pooled)
+    kd_features: str = "backbone"  # backbone stage | decoder (fused map, pooled to it)
+    # Backbone stage (1-4) whose cells FD and FDM compare. DAFormer and the paper use 4
+    # (stride 32: a 16x16 grid on 512 crops); small crops reach that grid at a lower stage.
+    distill_stage: int = 4
     masking: str = "none"  # none | block (MIC) | cam | random | grid
     mask_ratio: float = 0.7
     mask_block_size: int = 32  # MIC block; random-patch size; grid unit
     cam_fine_block: int = 16
     cam_coarse_block: int = 32
     mask_loss_weight: float = 1.0
+    # BatchNorm in the masked forward: "batch" normalises with the masked batch's own
+    # statistics (MIC); "running" with the running ones, as clean images are at test time.
+    masked_batchnorm: str = "batch"
     class_decoupling: str = "none"  # none | difficulty | reliability
     cdm_momentum: float = 0.99
+    # Exponent g of the per-class normaliser n_k^g: 1 = eq. 13 (mean of class means),
+    # 0 = class weights on the plain pixel mean.
+    cdm_class_balance: float = 1.0
 
 
 @dataclass
@@ -166,6 +175,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "adaptation.feature_distillation": ("none", "fd", "fdm"),
     "adaptation.kd_features": ("backbone", "decoder"),
     "adaptation.masking": ("none", "block", "cam", "random", "grid"),
+    "adaptation.masked_batchnorm": ("batch", "running"),
     "adaptation.class_decoupling": ("none", "difficulty", "reliability"),
     "train.amp": ("auto", "bf16", "none"),
     "train.device": ("auto", "cpu", "cuda"),
@@ -283,13 +293,28 @@ def config_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]
     return config
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a YAML config file (only keys that differ from the defaults) and apply overrides."""
     path = Path(path)
     if not path.is_file():
         raise OmudaError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader) or {}
     except UnicodeDecodeError:
         raise OmudaError(f"{path} is not a UTF-8 text file") from None
     except yaml.YAMLError as error:
@@ -335,6 +360,10 @@ def validate(config: Config) -> None:
         raise OmudaError("data.crop_size must be at least 32x32")
     if not 0.0 <= adaptation.mask_ratio < 1.0:
         raise OmudaError("adaptation.mask_ratio must be in [0, 1)")
+    if not 1 <= adaptation.distill_stage <= 4:
+        raise OmudaError("adaptation.distill_stage must be a backbone stage, 1 to 4")
+    if not 0.0 <= adaptation.cdm_class_balance <= 1.0:
+        raise OmudaError("adaptation.cdm_class_balance must be in [0, 1]")
     if not 0.0 < adaptation.ema_alpha < 1.0:
         raise OmudaError("adaptation.ema_alpha must be in (0, 1)")
     if config.model.num_classes != 19:

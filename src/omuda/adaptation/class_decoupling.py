@@ -8,6 +8,8 @@ w_k = beta_k ("difficulty"), its text w_k = 1 - beta_k ("reliability"); both are
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -38,6 +40,7 @@ def class_balanced_cross_entropy(
     pixel_weight: Tensor,
     class_weight: Tensor,
     ignore_index: int = 255,
+    balance: float = 1.0,
 ) -> Tensor:
     """Class-decoupled weighted cross-entropy L_w_norm (eqs. 13 and 15).
 
@@ -45,20 +48,26 @@ def class_balanced_cross_entropy(
     (B,H,W) float (the confidence q, multiplied into each pixel's CE); class_weight (K,) float
     >= 0 -> scalar float32.
 
-    mean_k = sum over valid pixels with y_pseudo = k of pixel_weight * CE, divided by n_k, the
-    number of those pixels (a zero-weight pixel still counts in n_k, as it counts in DAFormer's
-    plain mean). Loss = sum_k w_k mean_k / sum_{k present} w_k: uniform weights give the mean
-    of the per-class means, a single present class gives its plain weighted CE, and a class
-    absent from the batch contributes nothing. No valid pixel -> exact 0.
+    S_k = sum over valid pixels with y_pseudo = k of pixel_weight * CE, n_k the number of those
+    pixels (a zero-weight pixel still counts in n_k, as it counts in DAFormer's plain mean).
+    Loss = sum_k w_k n_k^-g S_k / sum_k w_k n_k^(1-g) over present classes, g = `balance`:
+    - g = 1 (eq. 13, the default): sum_k w_k mean_k / sum_k w_k, the weighted mean of the
+      per-class means; uniform weights give the mean of the class means.
+    - g = 0: the class weights on the plain pixel mean; uniform weights give plain CE.
+    - in between, a class's share grows as n_k^(1-g): partial re-balancing.
+    A single present class gives its plain weighted CE for any g; a class absent from the
+    batch contributes nothing. No valid pixel -> exact 0.
     """
     num_classes = logits.shape[1]
     per_pixel = F.cross_entropy(
         logits.float(), y_pseudo, ignore_index=ignore_index, reduction="none"
     )
     sums, counts = _per_class_totals(per_pixel * pixel_weight, y_pseudo, num_classes, ignore_index)
-    class_means = sums / counts.clamp(min=1.0)
     present_weight = torch.where(counts > 0, class_weight.float(), 0.0)
-    return (present_weight * class_means).sum() / present_weight.sum().clamp(min=1e-12)
+    safe_counts = counts.clamp(min=1.0)
+    numerator = (present_weight * sums * safe_counts.pow(-balance)).sum()
+    denominator = (present_weight * safe_counts.pow(1.0 - balance)).sum()
+    return numerator / denominator.clamp(min=1e-12)
 
 
 def class_weights(disagreement: Tensor, direction: str, min_weight: float = 0.05) -> Tensor:
@@ -85,6 +94,7 @@ def update_disagreement(
     y_pseudo: Tensor,
     valid: Tensor,
     momentum: float = 0.99,
+    reduce_sum: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """EMA of the per-class disagreement rate beta_k = d_k / n_k (eq. 14).
 
@@ -93,12 +103,17 @@ def update_disagreement(
     bool -> (new running (K,), new updates (K,)). On this batch n_k counts valid pixels with
     y_pseudo = k and d_k those where the student predicts another class; classes with
     n_k > 0 get momentum * running + (1 - momentum) * d_k / n_k, the others keep their value.
+    `reduce_sum` (e.g. a sum over DDP ranks) is applied to the stacked (2,K) d_k and n_k, so
+    every rank updates from the global batch and the statistic stays identical across ranks.
     Read the rates through `debiased_disagreement`: the EMA starts at 0.
     """
     num_classes = running.numel()
     labels = torch.where(valid, y_pseudo, -1)
     disagrees = (pred_student != y_pseudo).float()
-    disagreements, counts = _per_class_totals(disagrees, labels, num_classes, ignore_index=-1)
+    totals = torch.stack(_per_class_totals(disagrees, labels, num_classes, ignore_index=-1))
+    if reduce_sum is not None:
+        totals = reduce_sum(totals)
+    disagreements, counts = totals[0], totals[1]
     batch_rate = disagreements / counts.clamp(min=1.0)
     updated = momentum * running + (1.0 - momentum) * batch_rate.to(running.dtype)
     seen = counts > 0

@@ -278,9 +278,10 @@ class _Style:
     jpeg_quality: int | None
 
 
-# Calibrated by training (docs/RESULTS.md): at 1.0 the oracle beat source-only by only ~13
-# mIoU, at 1.5 source-only fell to 39% of the oracle; 1.25 sits between.
-DEFAULT_SHIFT = 1.25
+# Calibrated by training (docs/RESULTS.md): up to 1.4 the oracle beat source-only by at most
+# ~15 mIoU (the target's blur and noise cost the oracle too), at 1.5 source-only fell to 39%
+# of the oracle; 1.45 gives a gap above 15 with source-only at about half the oracle.
+DEFAULT_SHIFT = 1.45
 
 
 def _style(domain: str, shift: float) -> _Style:

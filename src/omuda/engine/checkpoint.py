@@ -28,6 +28,16 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint file, or a work dir standing for its `checkpoints/latest.pt`."""
+    if path.is_dir():
+        latest = path / "checkpoints" / "latest.pt"
+        if not latest.is_file():
+            raise OmudaError(f"{path} is a folder without checkpoints/latest.pt")
+        return latest
+    return path
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint`; never unpickles code."""
     if not path.is_file():

@@ -49,6 +49,7 @@ from omuda.adaptation.teacher import ema_alpha, update_teacher
 from omuda.config import AdaptationConfig
 from omuda.data.labels import IGNORE_INDEX
 from omuda.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
+from omuda.engine.distributed import all_reduce_sum_
 
 
 @dataclass
@@ -179,7 +180,12 @@ def train_step(
         with timer("target"), autocast():
             logits_mix = student(x_mix).logits
             loss_target = _target_loss(
-                logits_mix, y_mix, w_mix, class_weight, target_region=1.0 - pasted[:, 0]
+                logits_mix,
+                y_mix,
+                w_mix,
+                class_weight,
+                target_region=1.0 - pasted[:, 0],
+                balance=cfg.cdm_class_balance,
             )
         losses["target"] = loss_target.detach()
         with timer("target_backward"):
@@ -199,10 +205,14 @@ def train_step(
                 x_masked = apply_mask(x_masked, keep)
             # Masked images (70% zeros) must not enter BatchNorm's running statistics: the
             # evaluated student would normalise clean images with them.
-            with timer("masked"), autocast(), _frozen_batchnorm_statistics(student):
+            with (
+                timer("masked"),
+                autocast(),
+                _masked_batchnorm(student, cfg.masked_batchnorm),
+            ):
                 logits_masked = student(x_masked).logits
                 loss_masked = cfg.mask_loss_weight * _target_loss(
-                    logits_masked, y_pseudo, w_pseudo, class_weight
+                    logits_masked, y_pseudo, w_pseudo, class_weight, balance=cfg.cdm_class_balance
                 )
             losses["masked"] = loss_masked.detach()
             with timer("masked_backward"):
@@ -221,6 +231,7 @@ def train_step(
                 y_pseudo,
                 valid,
                 momentum=cfg.cdm_momentum,
+                reduce_sum=all_reduce_sum_,
             )
 
     # 9. One optimiser step on the accumulated gradients.
@@ -242,9 +253,10 @@ def _distillation_loss(
     num_classes: int,
 ) -> Tensor:
     """FD (L2 to frozen ImageNet features) or FDM (relational KD) on source thing cells."""
+    stage = cfg.distill_stage - 1
     with torch.no_grad():
-        feat_imagenet = imagenet_backbone(x_src)[-1].float()
-    feat_student = out_src.features[-1].float()
+        feat_imagenet = imagenet_backbone(x_src)[stage].float()
+    feat_student = out_src.features[stage].float()
     if cfg.feature_distillation == "fd":
         return cfg.fd_lambda * feature_distance_loss(
             feat_student,
@@ -255,7 +267,7 @@ def _distillation_loss(
             min_ratio=cfg.fd_min_ratio,
         )
     if cfg.kd_features == "decoder":
-        # The decoder's fused map, pooled to the stage-4 grid of the ImageNet features.
+        # The decoder's fused map, pooled to the grid of the ImageNet features.
         feat_student = F.adaptive_avg_pool2d(out_src.fused.float(), feat_imagenet.shape[-2:])
     scale = x_src.shape[-1] // feat_imagenet.shape[-1]
     cells = downscale_label_majority(y_src, scale, num_classes, min_ratio=cfg.fd_min_ratio)
@@ -274,6 +286,7 @@ def _target_loss(
     pixel_weight: Tensor,
     class_weight: Tensor | None,
     target_region: Tensor | None = None,
+    balance: float = 1.0,
 ) -> Tensor:
     """Weighted CE on pseudo-labelled pixels; with CDM, class-decoupled on target pixels.
 
@@ -284,10 +297,14 @@ def _target_loss(
     if class_weight is None:
         return weighted_cross_entropy(logits, labels, pixel_weight)
     if target_region is None:
-        return class_balanced_cross_entropy(logits, labels, pixel_weight, class_weight)
+        return class_balanced_cross_entropy(
+            logits, labels, pixel_weight, class_weight, balance=balance
+        )
     pseudo_labelled = torch.where(target_region > 0, labels, IGNORE_INDEX)
     pasted_source = weighted_cross_entropy(logits, labels, pixel_weight * (1.0 - target_region))
-    decoupled = class_balanced_cross_entropy(logits, pseudo_labelled, pixel_weight, class_weight)
+    decoupled = class_balanced_cross_entropy(
+        logits, pseudo_labelled, pixel_weight, class_weight, balance=balance
+    )
     # Scale the decoupled mean by the target share so the total stays at plain-CE scale.
     return pasted_source + target_region.mean() * decoupled
 
@@ -332,17 +349,24 @@ def _keep_mask(
 
 
 @contextlib.contextmanager
-def _frozen_batchnorm_statistics(model: nn.Module) -> Iterator[None]:
-    """BatchNorm keeps normalising with batch statistics but leaves its running ones alone."""
+def _masked_batchnorm(model: nn.Module, statistics: str) -> Iterator[None]:
+    """BatchNorm for the masked forward; its running statistics are left alone either way.
+
+    "batch": normalise with the batch's own statistics (train mode, momentum 0).
+    "running": normalise with the running statistics (eval mode; gradients still flow).
+    """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [norm.momentum for norm in norms]
+    saved = [(norm.momentum, norm.training) for norm in norms]
     for norm in norms:
         norm.momentum = 0.0
+        if statistics == "running":
+            norm.eval()
     try:
         yield
     finally:
-        for norm, momentum in zip(norms, momenta, strict=True):
+        for norm, (momentum, training) in zip(norms, saved, strict=True):
             norm.momentum = momentum
+            norm.train(training)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
