@@ -178,6 +178,29 @@ def test_daformer_head_outputs_and_checkpoint_names(shared_dir):
     assert fused.shape == (2, 16, 16, 20)
 
 
+@pytest.mark.parametrize("dilation", [1, 3])
+def test_depthwise_conv_fast_backward_equals_autograd(dilation):
+    from omuda.models.daformer_head import DepthwiseConvBNReLU
+
+    module = DepthwiseConvBNReLU(4, dilation).double()
+    x = torch.randn(2, 4, 9, 7, dtype=torch.double, requires_grad=True)
+    module(x).pow(2).sum().backward()
+    conv = module.conv
+    expected = F.conv2d(x, conv.weight, padding=dilation, dilation=dilation, groups=4)
+    expected = F.relu(module.bn(expected))
+    grads = torch.autograd.grad(expected.pow(2).sum(), (x, conv.weight))
+    torch.testing.assert_close(module(x), expected)
+    torch.testing.assert_close(x.grad, grads[0])
+    torch.testing.assert_close(conv.weight.grad, grads[1])
+    # under bf16 autocast: computed in bf16, gradient back in the parameter's dtype
+    module.float().zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module(x.detach().float())
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert conv.weight.grad.dtype == torch.float32
+
+
 def test_daformer_head_fused_map_feeds_classifier_in_eval():
     head = DAFormerHead((8, 16), num_classes=3, embed_dim=8, aspp_dilations=(1, 2)).eval()
     logits, fused = head([torch.randn(1, 8, 6, 6), torch.randn(1, 16, 3, 3)])

@@ -191,9 +191,10 @@ def train_step(
         with timer("target_backward"):
             loss_target.backward()
         # The student's argmax on target pixels (255 on pasted ones), for the CDM statistic.
-        student_pred_tgt = torch.where(
-            pasted[:, 0] > 0, IGNORE_INDEX, logits_mix.detach().argmax(1)
-        )
+        if class_weight is not None:
+            student_pred_tgt = torch.where(
+                pasted[:, 0] > 0, IGNORE_INDEX, logits_mix.detach().argmax(1)
+            )
         del logits_mix
 
         # 8. Masked consistency L_M: the student sees a masked (augmented) target image
@@ -217,7 +218,8 @@ def train_step(
             losses["masked"] = loss_masked.detach()
             with timer("masked_backward"):
                 loss_masked.backward()
-            student_pred_tgt = logits_masked.detach().argmax(1)
+            if class_weight is not None:
+                student_pred_tgt = logits_masked.detach().argmax(1)
             del logits_masked
 
         # CDM statistic: per-class disagreement of student vs pseudo-label (no extra forward).

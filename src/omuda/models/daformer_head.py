@@ -7,6 +7,7 @@ MIC checkpoints loads as is.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 
 import torch
@@ -55,14 +56,68 @@ class ConvBNReLU(nn.Module):
         return F.relu(self.bn(self.conv(x)))
 
 
+class _DepthwiseConv3x3(torch.autograd.Function):
+    """Dilated 3x3 depth-wise convolution whose backward is two plain convolutions.
+
+    oneDNN's own depth-wise backward is its slowest kernel here; written as a depth-wise
+    conv of the output gradient with the flipped kernel (input gradient) and a grouped conv
+    of the padded input with the output gradient (weight gradient), the backward takes
+    about half the time (docs/PERFORMANCE.md). x (B,C,H,W), weight (C,1,3,3) -> (B,C,H,W).
+    """
+
+    @staticmethod
+    def forward(ctx: typing.Any, x: Tensor, weight: Tensor, dilation: int) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.dilation = dilation
+        channels = x.shape[1]
+        return F.conv2d(x, weight, padding=dilation, dilation=dilation, groups=channels)
+
+    @staticmethod
+    def backward(ctx: typing.Any, grad_out: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        x, weight = ctx.saved_tensors
+        d = ctx.dilation
+        batch, channels, height, width = x.shape
+        grad_out = grad_out.contiguous()
+        grad_x = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            flipped = weight.flip(-1, -2)
+            grad_x = F.conv2d(grad_out, flipped, padding=d, dilation=d, groups=channels)
+        if ctx.needs_input_grad[1]:
+            # grad_w[c,a,b] = sum_{n,i,j} x_pad[n,c,i+d*a,j+d*b] * grad_out[n,c,i,j]: a conv of
+            # each padded input channel with its own output gradient, sampled at stride d.
+            images = x.reshape(1, batch * channels, height, width)
+            kernels = grad_out.reshape(batch * channels, 1, height, width)
+            per_image = F.conv2d(images, kernels, stride=d, padding=d, groups=batch * channels)
+            grad_weight = per_image.reshape(batch, channels, 1, 3, 3).sum(0).to(weight.dtype)
+        return grad_x, grad_weight, None
+
+
+class DepthwiseConvBNReLU(ConvBNReLU):
+    """Dilated 3x3 depth-wise ConvBNReLU; on CPU with the faster backward of
+    `_DepthwiseConv3x3` (same parameters, same result). (B,C,H,W) -> (B,C,H,W)."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__(channels, channels, 3, dilation=dilation, groups=channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B,C,H,W) -> (B,C,H,W)."""
+        if x.device.type != "cpu":
+            return super().forward(x)
+        weight = self.conv.weight
+        if torch.is_autocast_enabled("cpu"):
+            dtype = torch.get_autocast_dtype("cpu")
+            x, weight = x.to(dtype), weight.to(dtype)
+        with torch.autocast("cpu", enabled=False):
+            out = _DepthwiseConv3x3.apply(x.contiguous(), weight, self.conv.dilation[0])
+        return F.relu(self.bn(out))
+
+
 class DepthwiseSeparableConvBNReLU(nn.Module):
     """Dilated 3x3 depth-wise ConvBNReLU, then 1x1 point-wise ConvBNReLU."""
 
     def __init__(self, in_channels: int, out_channels: int, dilation: int) -> None:
         super().__init__()
-        self.depthwise_conv = ConvBNReLU(
-            in_channels, in_channels, 3, dilation=dilation, groups=in_channels
-        )
+        self.depthwise_conv = DepthwiseConvBNReLU(in_channels, dilation)
         self.pointwise_conv = ConvBNReLU(in_channels, out_channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -122,7 +177,9 @@ class DAFormerHead(nn.Module):
         target_size = features[0].shape[2:]
         embedded = []
         for embed, feature in zip(self.embed_layers, features, strict=True):
-            level = embed(feature)
+            # The embedding leaves a channels-last view; the fusion's dilated depth-wise convs
+            # are 2-8x slower on channels-last input in oneDNN (docs/PERFORMANCE.md).
+            level = embed(feature).contiguous()
             if level.shape[2:] != target_size:
                 level = F.interpolate(level, size=target_size, mode="bilinear", align_corners=False)
             embedded.append(level)
