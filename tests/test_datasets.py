@@ -194,3 +194,41 @@ def test_train_id_labels_must_be_8_bit(tmp_path):
     io.write_label(root / "labels" / "00001_labelTrainIds.png", np.zeros((4, 4), np.uint16))
     with pytest.raises(OmudaError, match="omuda prepare"):
         _train_dataset(root)[0]
+
+
+def test_pre_resized_copy_gives_identical_items(gta_root):
+    from omuda.data.resized import find_resized_copy, write_resized_copy
+
+    assert find_resized_copy(gta_root, SCALE) is None
+    report = write_resized_copy(gta_root, gta_pairs(gta_root), SCALE, progress=False)
+    assert report.written == 2 and not report.problems
+    copy = find_resized_copy(gta_root, SCALE)
+    assert copy == gta_root / "resized_20x12"
+    assert io.read_image(copy / "images/00001.png").shape == (SCALE[1], SCALE[0], 3)
+    assert find_resized_copy(gta_root, (40, 24)) is None  # another scale has no copy
+
+    plain, resized = (
+        _train_dataset(gta_root),
+        _train_dataset(gta_root, resized_copy=(gta_root, copy)),
+    )
+    for seed in range(4):
+        request = SampleRequest(index=seed % 2, required_class=13, seed=seed)
+        a, b = plain[request], resized[request]
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
+        assert a["name"] == b["name"]
+    # Evaluation reads the resized image but the full-size label.
+    evaluation = SegmentationDataset(
+        gta_pairs(gta_root), scale=SCALE, crop_size=None, resized_copy=(gta_root, copy)
+    )[0]
+    reference = SegmentationDataset(gta_pairs(gta_root), scale=SCALE, crop_size=None)[0]
+    assert torch.equal(evaluation["image"], reference["image"])
+    assert evaluation["label"].shape == (HEIGHT, WIDTH)
+
+
+def test_failed_resize_leaves_no_usable_copy(gta_root):
+    from omuda.data.resized import find_resized_copy, write_resized_copy
+
+    (gta_root / "images/00003.png").write_bytes(b"not a png")
+    report = write_resized_copy(gta_root, gta_pairs(gta_root), SCALE, progress=False)
+    assert report.written == 1 and "00003.png" in report.problems[0]
+    assert find_resized_copy(gta_root, SCALE) is None

@@ -242,3 +242,21 @@ def test_evaluate_released_daformer_checkpoint(tiny_benchmark, tmp_path, capsys)
     assert main(argv) == 0
     assert json.loads(out.read_text())["num_images"] == 3
     assert "mIoU (19)" in capsys.readouterr().out
+
+
+def test_prepare_resize_copy_is_picked_up_at_the_configured_scale(tmp_path, capsys):
+    from omuda.engine.builders import build_train_dataset, build_val_dataset
+
+    root = tmp_path / "data"
+    generate_benchmark(
+        root, num_source=3, num_target_train=2, num_target_val=2, num_synthia=0, progress=False
+    )
+    argv = ["--quiet", "prepare", "cityscapes", str(root / "cityscapes"), "--resize", "128", "64"]
+    assert main(argv) == 0
+    assert "4 pairs, 0 problems" in capsys.readouterr().out  # both splits
+    cfg = tiny_config("daformer.yaml", root)
+    target = build_train_dataset(cfg, cfg.data.target, labelled=False)
+    assert target.resized_copy == (root / "cityscapes", root / "cityscapes/resized_128x64")
+    assert build_val_dataset(cfg).resized_copy is not None
+    other_scale = tiny_config("daformer.yaml", root, "data.target.scale=[64,32]")
+    assert build_train_dataset(other_scale, other_scale.data.target).resized_copy is None

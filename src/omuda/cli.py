@@ -36,7 +36,24 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     for problem in report.problems:
         print(f"problem: {problem}", file=sys.stderr)
     print(f"prepare {args.kind} {args.root}: {report.summary()}")
-    return 1 if report.problems else 0
+    if args.resize is None:
+        return 1 if report.problems else 0
+
+    from omuda.data.datasets import all_pairs
+    from omuda.data.resized import write_resized_copy
+
+    root = Path(args.root)
+    resized = write_resized_copy(
+        root,
+        all_pairs(args.kind, root),
+        args.resize,
+        workers=args.workers,
+        progress=not args.quiet,
+    )
+    for problem in resized.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    print(resized.summary())
+    return 1 if report.problems or resized.problems else 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -209,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("root", help="the dataset folder")
     prepare.add_argument("--out", help="folder for the JSON stats (default: ROOT)")
     prepare.add_argument("--workers", type=int, default=2)
+    prepare.add_argument(
+        "--resize",
+        type=int,
+        nargs=2,
+        metavar=("W", "H"),
+        help="also write a copy resized to the config's scale (e.g. 1280 720 for GTA5),"
+        " which training then reads instead of the full-size files",
+    )
     prepare.set_defaults(run=_cmd_prepare)
 
     train = commands.add_parser("train", parents=[common], help="train as a YAML config says")

@@ -50,6 +50,8 @@ class SegmentationDataset(Dataset):
     min_class_pixels: a crop for a request with a required class is re-drawn until it holds
     more than this many pixels of the class (DAFormer: 3000 * 0.5 at 512 crops).
     name: the dataset's name, for messages.
+    resized_copy: (dataset root, its pre-resized copy at `scale`) to read from instead of the
+    full-size files (`omuda.data.resized`); evaluation still reads the full-size labels.
 
     Items are dicts: "image" uint8 (3,h,w) RGB, "label" int64 (h,w) with 255 = ignore,
     "name" the image file's stem. In training mode both are crop-sized; in evaluation mode
@@ -66,6 +68,7 @@ class SegmentationDataset(Dataset):
         flip: bool = True,
         min_class_pixels: int = 0,
         name: str = "",
+        resized_copy: tuple[Path, Path] | None = None,
     ) -> None:
         if len(pairs) == 0:
             raise OmudaError(f"dataset {name or '(unnamed)'} has no samples")
@@ -80,12 +83,19 @@ class SegmentationDataset(Dataset):
         self.flip = flip
         self.min_class_pixels = min_class_pixels
         self.name = name
+        self.resized_copy = resized_copy
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def _read(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
         image_path, label_path = self.pairs[index]
+        stem = image_path.stem
+        if self.resized_copy is not None:
+            root, copy = self.resized_copy
+            image_path = copy / image_path.relative_to(root)
+            if self.crop_size is not None:
+                label_path = copy / label_path.relative_to(root)
         image = read_image(image_path)
         label = read_label(label_path)
         if label.dtype != np.uint8:
@@ -99,7 +109,7 @@ class SegmentationDataset(Dataset):
                 f"{label_path} holds ids outside the 19 train ids and 255: it is not a train-id"
                 " label (delete it and run `omuda prepare` again)"
             )
-        return image, label, image_path.stem
+        return image, label, stem
 
     def __getitem__(self, request: SampleRequest | int) -> dict:
         """The sample for a sampler's request, or for a plain index.
@@ -304,3 +314,14 @@ def class_pixel_counts(
         for class_id, pixels in counts.items():
             class_pixels[row, int(class_id)] = pixels
     return class_pixels
+
+
+def all_pairs(kind: str, root: Path) -> list[tuple[Path, Path]]:
+    """Every (image, train-id label) pair of a prepared dataset: both Cityscapes splits."""
+    root = Path(root)
+    if kind == "gta":
+        return gta_pairs(root)
+    if kind == "synthia":
+        return synthia_pairs(root)
+    splits = [s for s in ("train", "val") if (root / "leftImg8bit" / s).is_dir()]
+    return [pair for split in splits for pair in cityscapes_pairs(root, split)]

@@ -20,6 +20,7 @@ from omuda.data.datasets import (
 )
 from omuda.data.labels import CLASS_NAMES, STUFF_CLASSES
 from omuda.data.prepare import load_class_stats
+from omuda.data.resized import find_resized_copy
 from omuda.data.sampling import (
     SourceSampler,
     TargetSampler,
@@ -63,6 +64,7 @@ def build_train_dataset(
         flip=True,
         min_class_pixels=min_crop_pixels if labelled else 0,
         name=dataset.kind,
+        resized_copy=_resized_copy(cfg, dataset),
     )
 
 
@@ -73,7 +75,15 @@ def build_val_dataset(cfg: Config) -> SegmentationDataset:
         scale=cfg.data.val.scale,
         crop_size=None,
         name=f"{cfg.data.val.kind}-{cfg.data.val.split}",
+        resized_copy=_resized_copy(cfg, cfg.data.val),
     )
+
+
+def _resized_copy(cfg: Config, dataset: DatasetConfig) -> tuple[Path, Path] | None:
+    """(root, copy) when `omuda prepare --resize` made a complete copy at this scale."""
+    root = dataset_root(cfg, dataset)
+    copy = find_resized_copy(root, dataset.scale)
+    return None if copy is None else (root, copy)
 
 
 def source_class_pixels(cfg: Config, dataset: SegmentationDataset) -> np.ndarray:
