@@ -190,10 +190,22 @@ def train_step(
         losses["target"] = loss_target.detach()
         with timer("target_backward"):
             loss_target.backward()
-        # The student's argmax on target pixels (255 on pasted ones), for the CDM statistic.
+        # CDM statistic: per-class disagreement of the student's argmax on the mixed image's
+        # target pixels with their pseudo-labels (no extra forward). Not the masked forward:
+        # with 70% of the image hidden the student disputes most classes whatever their
+        # pseudo-labels are worth.
         if class_weight is not None:
-            student_pred_tgt = torch.where(
-                pasted[:, 0] > 0, IGNORE_INDEX, logits_mix.detach().argmax(1)
+            student_pred = logits_mix.detach().argmax(1)
+            valid = (pasted[:, 0] == 0) & (y_pseudo != IGNORE_INDEX)
+            valid &= w_pseudo > 0  # the ignored top and bottom rows say nothing
+            state.class_disagreement, state.class_disagreement_updates = update_disagreement(
+                state.class_disagreement,
+                state.class_disagreement_updates,
+                student_pred,
+                y_pseudo,
+                valid,
+                momentum=cfg.cdm_momentum,
+                reduce_sum=all_reduce_sum_,
             )
         del logits_mix
 
@@ -218,23 +230,7 @@ def train_step(
             losses["masked"] = loss_masked.detach()
             with timer("masked_backward"):
                 loss_masked.backward()
-            if class_weight is not None:
-                student_pred_tgt = logits_masked.detach().argmax(1)
             del logits_masked
-
-        # CDM statistic: per-class disagreement of student vs pseudo-label (no extra forward).
-        if class_weight is not None:
-            valid = (y_pseudo != IGNORE_INDEX) & (student_pred_tgt != IGNORE_INDEX)
-            valid &= w_pseudo > 0  # the ignored top and bottom rows say nothing
-            state.class_disagreement, state.class_disagreement_updates = update_disagreement(
-                state.class_disagreement,
-                state.class_disagreement_updates,
-                student_pred_tgt,
-                y_pseudo,
-                valid,
-                momentum=cfg.cdm_momentum,
-                reduce_sum=all_reduce_sum_,
-            )
 
     # 9. One optimiser step on the accumulated gradients.
     with timer("optimizer"):
