@@ -46,3 +46,31 @@ def test_override_typo_fails_before_any_run(tmp_path):
     with pytest.raises(OmudaError, match="did you mean train.iters"):
         run_table("cdm", REPO / "configs" / "synthetic", [0], tmp_path, ["train.itres=2"])
     assert not (tmp_path / "cdm").exists()
+
+
+def test_rows_shared_between_tables_run_once(tmp_path, monkeypatch):
+    import omuda.engine.ablation as ablation
+
+    launched = []
+
+    def fake_train(command, stdout, stderr, check):
+        work_dir = Path(command[command.index("--work-dir") + 1])
+        launched.append(work_dir.relative_to(tmp_path).as_posix())
+        result = {"seconds": 60.0, "eval": {"miou": 0.3, "iou": [0.3] * 19}}
+        (work_dir / "eval.json").write_text(json.dumps(result))
+        return type("Finished", (), {"returncode": 0})()
+
+    monkeypatch.setattr(ablation.subprocess, "run", fake_train)
+    configs = REPO / "configs" / "synthetic"
+    summaries = ablation.run_tables(["methods", "table4", "cdm"], configs, [0], tmp_path, [])
+    # Table IV's baseline is the methods table's DAFormer, its last row and the CDM row of
+    # the default direction are the full OMUDA row: 5 + 3 + 1 distinct experiments.
+    assert len(launched) == 9, launched
+    linked = tmp_path / "table4" / "all__omuda" / "seed0"
+    assert linked.is_symlink() and linked.resolve() == (tmp_path / "methods/omuda/seed0").resolve()
+    assert (tmp_path / "table4/baseline__daformer/seed0").is_symlink()
+    assert "| all (OMUDA) | 30.0 (one seed) |" in summaries["table4"]
+    # Nothing left to do on a second call.
+    launched.clear()
+    ablation.run_tables(["methods", "table4", "cdm"], configs, [0], tmp_path, [])
+    assert launched == []

@@ -153,21 +153,24 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablation(args: argparse.Namespace) -> int:
-    from omuda.engine.ablation import run_table, summarize_table
+    from omuda.engine.ablation import TABLES, run_tables, summarize_table
 
+    # argparse hands every positional word to TABLE...; KEY=VALUE words are overrides.
+    tables = [word for word in args.tables if "=" not in word]
+    overrides = [word for word in args.tables if "=" in word] + args.overrides
+    unknown = [table for table in tables if table not in TABLES]
+    if unknown or not tables:
+        what = f"unknown table {unknown[0]!r}" if unknown else "no table named"
+        raise OmudaError(f"{what}; choose from {', '.join(TABLES)}")
     work_root = Path(args.work_dir)
     if args.summary_only:
-        print(summarize_table(args.table, work_root))
+        print("\n\n".join(summarize_table(table, work_root) for table in tables))
         return 0
-    summary = run_table(
-        args.table,
-        Path(args.configs),
-        args.seeds,
-        work_root,
-        args.overrides,
-        parallel=args.parallel,
+    summaries = run_tables(
+        tables, Path(args.configs), args.seeds, work_root, overrides, parallel=args.parallel
     )
-    print(summary)
+    for table, summary in summaries.items():
+        print(f"## {table}\n\n{summary}")
     return 0
 
 
@@ -282,10 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(run=_cmd_compare)
 
     ablation = commands.add_parser(
-        "ablation", parents=[common], help="run a named table (methods, table4-7, cdm) over seeds"
+        "ablation",
+        parents=[common],
+        help="run named tables (methods, table4-7, cdm) over seeds; shared rows run once",
     )
     ablation.add_argument(
-        "table", choices=("methods", "table4", "table5", "table6", "table7", "cdm")
+        "tables",
+        nargs="+",
+        metavar="TABLE",
+        help="methods, table4, table5, table6, table7 or cdm (several run as one queue)",
     )
     ablation.add_argument("--configs", default="configs/synthetic", help="config folder")
     ablation.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -124,35 +124,62 @@ def run_table(
     overrides: list[str],
     parallel: int = 1,
 ) -> str:
-    """Run every row x seed not yet finished, then return the markdown summary."""
-    from omuda.config import load_config
+    """Run every row x seed of one table not yet finished; return its markdown summary."""
+    return run_tables([table], config_dir, seeds, work_root, overrides, parallel)[table]
 
-    if table not in TABLES:
-        raise OmudaError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
+
+def run_tables(
+    tables: list[str],
+    config_dir: Path,
+    seeds: list[int],
+    work_root: Path,
+    overrides: list[str],
+    parallel: int = 1,
+) -> dict[str, str]:
+    """Run every row x seed of the tables not yet finished; return each table's summary.
+
+    Rows of different tables that resolve to the same experiment (e.g. Table IV's baseline
+    and the methods table's DAFormer, or the default CDM direction and the full OMUDA row)
+    run once: the later row's seed folder is a link to the first one's.
+    """
+    from omuda.config import config_to_dict, load_config
+
+    unknown = [table for table in tables if table not in TABLES]
+    if unknown:
+        raise OmudaError(f"unknown table {unknown[0]!r}; choose one of {', '.join(TABLES)}")
     if not config_dir.is_dir():
         raise OmudaError(f"config folder not found: {config_dir}")
     jobs = []
-    for row in TABLES[table]:
-        config, row_overrides = _expand(row, config_dir)
-        if not config.is_file():
-            print(f"skipping '{row.label}': {config} does not exist")
-            continue
-        load_config(config, [*row_overrides, *overrides])  # a typo fails here, not in every job
-        for seed in seeds:
-            work_dir = work_root / table / _slug(row.label) / f"seed{seed}"
-            if (work_dir / "eval.json").is_file():
+    first_run_of: dict[str, Path] = {}
+    for table in tables:
+        for row in TABLES[table]:
+            config, row_overrides = _expand(row, config_dir)
+            if not config.is_file():
+                print(f"skipping '{row.label}': {config} does not exist")
                 continue
-            command = [
-                sys.executable, "-m", "omuda.cli", "--quiet", "train", str(config),
-                "--work-dir", str(work_dir), *row_overrides, *overrides, f"train.seed={seed}",
-            ]  # fmt: skip
-            if parallel > 1:
-                command.append(f"train.threads={max(1, (os.cpu_count() or 2) // parallel)}")
-            if (work_dir / "checkpoints" / "latest.pt").is_file():
-                command.append("--resume")
-            jobs.append((row.label, seed, work_dir, command))
+            for seed in seeds:
+                run_overrides = [*row_overrides, *overrides, f"train.seed={seed}"]
+                # A typo fails here, before any run starts.
+                key = _experiment_key(config_to_dict(load_config(config, run_overrides)))
+                work_dir = work_root / table / _slug(row.label) / f"seed{seed}"
+                if key in first_run_of and not work_dir.exists():
+                    work_dir.parent.mkdir(parents=True, exist_ok=True)
+                    work_dir.symlink_to(os.path.relpath(first_run_of[key], work_dir.parent))
+                    continue
+                first_run_of.setdefault(key, work_dir)
+                if (work_dir / "eval.json").is_file():
+                    continue
+                command = [
+                    sys.executable, "-m", "omuda.cli", "--quiet", "train", str(config),
+                    "--work-dir", str(work_dir), *run_overrides,
+                ]  # fmt: skip
+                if parallel > 1:
+                    command.append(f"train.threads={max(1, (os.cpu_count() or 2) // parallel)}")
+                if (work_dir / "checkpoints" / "latest.pt").is_file():
+                    command.append("--resume")
+                jobs.append((row.label, seed, work_dir, command))
 
-    def run(job: tuple) -> None:
+    def run(job: tuple) -> bool:
         label, seed, work_dir, command = job
         work_dir.mkdir(parents=True, exist_ok=True)
         print(f"running '{label}' seed {seed} -> {work_dir}", flush=True)
@@ -164,15 +191,43 @@ def run_table(
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         succeeded = list(pool.map(run, jobs))
-    summary = summarize_table(table, work_root)
-    (work_root / table).mkdir(parents=True, exist_ok=True)
-    (work_root / table / "summary.md").write_text(summary)
+    summaries = {}
+    for table in tables:
+        summaries[table] = summarize_table(table, work_root)
+        (work_root / table).mkdir(parents=True, exist_ok=True)
+        (work_root / table / "summary.md").write_text(summaries[table])
     if not all(succeeded):
-        print(summary)
+        print("\n\n".join(summaries.values()))
         raise OmudaError(
             f"{succeeded.count(False)} of {len(jobs)} runs failed (see their train.log)"
         )
-    return summary
+    return summaries
+
+
+# Settings that only matter when their mechanism is on: (switch, values that turn it off,
+# the settings it owns).
+_OWNED_SETTINGS = (
+    ("feature_distillation", ("none", "fd"), ("kd_lambda", "kd_max_cells", "kd_features")),
+    ("feature_distillation", ("none", "fdm"), ("fd_lambda",)),
+    ("feature_distillation", ("none",), ("fd_min_ratio", "distill_stage")),
+    ("masking", ("none", "block", "random", "grid"), ("cam_fine_block", "cam_coarse_block")),
+    ("masking", ("none", "cam"), ("mask_block_size",)),
+    ("masking", ("none",), ("mask_ratio", "mask_loss_weight", "masked_batchnorm")),
+    ("class_decoupling", ("none",), ("cdm_momentum", "cdm_class_balance")),
+)
+
+
+def _experiment_key(experiment: dict) -> str:
+    """What makes two resolved configs the same experiment: everything but the name and
+    the settings of switched-off mechanisms (an unused CAM block size changes nothing)."""
+    experiment = json.loads(json.dumps(experiment))
+    experiment.pop("name")
+    adaptation = experiment["adaptation"]
+    for switch, off_values, owned in _OWNED_SETTINGS:
+        if adaptation[switch] in off_values:
+            for name in owned:
+                adaptation.pop(name, None)
+    return json.dumps(experiment, sort_keys=True)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
