@@ -53,7 +53,7 @@ def main() -> None:
         full = SegmentationDataset(pairs, SCALE, CROP, cat_max_ratio=1.0)
         full_s = _time_items(full, 3 * args.frames)
         write_resized_copy(root, pairs, SCALE, progress=False)
-        copy = (root, find_resized_copy(root, SCALE))
+        copy = (root, find_resized_copy(root, SCALE, pairs)[0])
         resized = SegmentationDataset(pairs, SCALE, CROP, cat_max_ratio=1.0, resized_copy=copy)
         resized_s = _time_items(resized, 3 * args.frames)
     print(f"{args.frames} frames {FRAME[1]}x{FRAME[0]}, {size_mb:.1f} MB PNG each, 1 process")

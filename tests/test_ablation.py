@@ -74,3 +74,32 @@ def test_rows_shared_between_tables_run_once(tmp_path, monkeypatch):
     launched.clear()
     ablation.run_tables(["methods", "table4", "cdm"], configs, [0], tmp_path, [])
     assert launched == []
+
+
+def test_links_survive_reordering_and_a_deleted_target(tmp_path, monkeypatch):
+    import shutil
+
+    import omuda.engine.ablation as ablation
+
+    launched = []
+
+    def failing_train(command, stdout, stderr, check):
+        launched.append(Path(command[command.index("--work-dir") + 1]))
+        return type("Finished", (), {"returncode": 1})()
+
+    monkeypatch.setattr(ablation.subprocess, "run", failing_train)
+    configs = REPO / "configs" / "synthetic"
+    with pytest.raises(OmudaError, match="failed"):
+        ablation.run_tables(["methods", "table4"], configs, [0], tmp_path, [])
+    # Table IV first: its baseline folder is a link to methods/daformer, queued once only.
+    launched.clear()
+    with pytest.raises(OmudaError, match="failed"):
+        ablation.run_tables(["table4", "methods"], configs, [0], tmp_path, [])
+    resolved = [path.resolve() for path in launched]
+    assert len(resolved) == len(set(resolved)) == 8  # 5 methods + CAM, FDM, CDM rows
+    # The link's target deleted to run it again: the link is renewed, no error.
+    shutil.rmtree(tmp_path / "methods/omuda/seed0")
+    launched.clear()
+    with pytest.raises(OmudaError, match="failed"):
+        ablation.run_tables(["table4"], configs, [0], tmp_path, [])
+    assert (tmp_path / "table4/all__omuda/seed0").is_dir()

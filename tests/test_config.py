@@ -80,6 +80,19 @@ def test_missing_and_invalid_files(tmp_path):
     twice.write_text("train:\n  iters: 5\n  lr: 0.1\n  iters: 50\n")
     with pytest.raises(OmudaError, match="line 4: key 'iters' appears twice"):
         load_config(twice)
+    listed = tmp_path / "listed.yaml"
+    listed.write_text("? [a, b]\n: 1\n")
+    with pytest.raises(OmudaError, match="cannot be a mapping key"):
+        load_config(listed)
+
+
+def test_yaml_anchors_and_merge_keys_still_work(tmp_path):
+    path = tmp_path / "merged.yaml"
+    path.write_text(
+        "data:\n  source: &gta {kind: gta, path: gta}\n  val:\n    <<: *gta\n    path: other\n"
+    )
+    cfg = load_config(path)
+    assert cfg.data.val.kind == "gta" and cfg.data.val.path == "other"
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")

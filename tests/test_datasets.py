@@ -199,30 +199,37 @@ def test_train_id_labels_must_be_8_bit(tmp_path):
 def test_pre_resized_copy_gives_identical_items(gta_root):
     from omuda.data.resized import find_resized_copy, write_resized_copy
 
-    assert find_resized_copy(gta_root, SCALE) is None
-    report = write_resized_copy(gta_root, gta_pairs(gta_root), SCALE, progress=False)
+    pairs = gta_pairs(gta_root)
+    assert find_resized_copy(gta_root, SCALE, pairs) == (None, "")
+    report = write_resized_copy(gta_root, pairs, SCALE, progress=False)
     assert report.written == 2 and not report.problems
-    copy = find_resized_copy(gta_root, SCALE)
+    copy, _ = find_resized_copy(gta_root, SCALE, pairs)
     assert copy == gta_root / "resized_20x12"
+    assert find_resized_copy(gta_root, (12, 20), pairs)[0] == copy  # W and H swapped: same
+    assert find_resized_copy(gta_root, (40, 24), pairs)[0] is None  # another scale: no copy
     assert io.read_image(copy / "images/00001.png").shape == (SCALE[1], SCALE[0], 3)
-    assert find_resized_copy(gta_root, (40, 24)) is None  # another scale has no copy
 
-    plain, resized = (
-        _train_dataset(gta_root),
-        _train_dataset(gta_root, resized_copy=(gta_root, copy)),
-    )
-    for seed in range(4):
-        request = SampleRequest(index=seed % 2, required_class=13, seed=seed)
-        a, b = plain[request], resized[request]
-        assert torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
-        assert a["name"] == b["name"]
+    plain = [_train_dataset(gta_root)[SampleRequest(i % 2, 13, seed=i)] for i in range(4)]
+    evaluation = SegmentationDataset(pairs, scale=SCALE, crop_size=None)[0]
+    # From here on only the copy holds the images: the dataset must read it.
+    for image, _ in pairs:
+        image.write_bytes(b"gone")
+    resized = _train_dataset(gta_root, resized_copy=(gta_root, copy))
+    for seed, item in enumerate(plain):
+        again = resized[SampleRequest(seed % 2, 13, seed=seed)]
+        assert torch.equal(item["image"], again["image"]) and torch.equal(
+            item["label"], again["label"]
+        )
+        assert item["name"] == again["name"]
     # Evaluation reads the resized image but the full-size label.
-    evaluation = SegmentationDataset(
-        gta_pairs(gta_root), scale=SCALE, crop_size=None, resized_copy=(gta_root, copy)
+    from_copy = SegmentationDataset(
+        pairs, scale=SCALE, crop_size=None, resized_copy=(gta_root, copy)
     )[0]
-    reference = SegmentationDataset(gta_pairs(gta_root), scale=SCALE, crop_size=None)[0]
-    assert torch.equal(evaluation["image"], reference["image"])
-    assert evaluation["label"].shape == (HEIGHT, WIDTH)
+    assert torch.equal(from_copy["image"], evaluation["image"])
+    assert from_copy["label"].shape == (HEIGHT, WIDTH)
+    # The sources changed after the copy was written: it is stale and not used.
+    copy, why_not = find_resized_copy(gta_root, SCALE, pairs)
+    assert copy is None and "older than its sources" in why_not
 
 
 def test_failed_resize_leaves_no_usable_copy(gta_root):
@@ -231,4 +238,4 @@ def test_failed_resize_leaves_no_usable_copy(gta_root):
     (gta_root / "images/00003.png").write_bytes(b"not a png")
     report = write_resized_copy(gta_root, gta_pairs(gta_root), SCALE, progress=False)
     assert report.written == 1 and "00003.png" in report.problems[0]
-    assert find_resized_copy(gta_root, SCALE) is None
+    assert find_resized_copy(gta_root, SCALE, gta_pairs(gta_root)) == (None, "")

@@ -257,6 +257,8 @@ def test_prepare_resize_copy_is_picked_up_at_the_configured_scale(tmp_path, caps
     cfg = tiny_config("daformer.yaml", root)
     target = build_train_dataset(cfg, cfg.data.target, labelled=False)
     assert target.resized_copy == (root / "cityscapes", root / "cityscapes/resized_128x64")
+    bad = ["--quiet", "prepare", "gta", str(root / "gta"), "--resize", "0", "720"]
+    assert main(bad) == 2 and "positive width and height" in capsys.readouterr().err
     assert build_val_dataset(cfg).resized_copy is not None
     other_scale = tiny_config("daformer.yaml", root, "data.target.scale=[64,32]")
     assert build_train_dataset(other_scale, other_scale.data.target).resized_copy is None

@@ -28,7 +28,10 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from omuda.data.prepare import prepare_dataset
+    from omuda.data.resized import check_scale
 
+    if args.resize is not None:
+        check_scale(args.resize)  # before the long label pass, not after
     out_dir = Path(args.out) if args.out else None
     report = prepare_dataset(
         args.kind, Path(args.root), out_dir, workers=args.workers, progress=not args.quiet
@@ -252,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--checkpoint", required=True, help="an omuda or DAFormer/MIC .pt/.pth, or a work dir"
     )
-    evaluate.add_argument("--out", help="JSON results (default: CHECKPOINT.eval.json)")
+    evaluate.add_argument(
+        "--out", help="JSON results (default: next to the checkpoint, e.g. latest.eval.json)"
+    )
     evaluate.add_argument(
         "--weights",
         choices=("student", "teacher"),

@@ -5,13 +5,15 @@ GTA5 frames are 1914x1052 and Cityscapes' 2048x1024, but training resizes them t
 data loader's work. `omuda prepare KIND ROOT --resize W H` writes
 `ROOT/resized_WxH/` with every image (bilinear) and train-id label (nearest) already
 resized exactly as `transforms.resize` does, under the same relative paths, and a marker
-file last. A dataset whose configured scale has a complete copy reads from it; the crops
+file last that records each source file's size and modification time. A dataset whose
+configured scale has a copy holding all its pairs, unchanged since, reads from it; the crops
 are identical to those of the full-size files (PNG is lossless). Evaluation reads the
 resized image but keeps the full-size label, as without a copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -28,14 +30,47 @@ MARKER_FILE = "resized.json"
 
 
 def resized_folder(root: Path, scale: Sequence[int]) -> Path:
-    """`ROOT/resized_WxH` for scale = (width, height)."""
-    return Path(root) / f"resized_{int(scale[0])}x{int(scale[1])}"
+    """`ROOT/resized_LxS` for scale = (width, height): long side first, since the keep-ratio
+    resize treats (1280, 720) and (720, 1280) alike."""
+    long_side, short_side = max(scale), min(scale)
+    return Path(root) / f"resized_{int(long_side)}x{int(short_side)}"
 
 
-def find_resized_copy(root: Path, scale: Sequence[int]) -> Path | None:
-    """The complete pre-resized copy of `root` at `scale`, or None (no copy, or unfinished)."""
+def _file_stamps(root: Path, pairs: Sequence[tuple[Path, Path]]) -> dict[str, list[int]]:
+    """{path relative to root: [size, modification time in ns]} of every source file."""
+    stamps = {}
+    for pair in pairs:
+        for path in pair:
+            stat = path.stat()
+            stamps[path.relative_to(root).as_posix()] = [stat.st_size, stat.st_mtime_ns]
+    return stamps
+
+
+def find_resized_copy(
+    root: Path, scale: Sequence[int], pairs: Sequence[tuple[Path, Path]]
+) -> tuple[Path | None, str]:
+    """The complete, up-to-date pre-resized copy of `pairs` at `scale`, or None and why not.
+
+    Every pair must be in the copy with its source files unchanged since (same size and
+    modification time); otherwise the copy is stale for these pairs and not used, and the
+    reason says so, for a warning.
+    """
+    root = Path(root)
     folder = resized_folder(root, scale)
-    return folder if (folder / MARKER_FILE).is_file() else None
+    marker = folder / MARKER_FILE
+    if not marker.is_file():
+        return None, ""
+    try:
+        written = json.loads(marker.read_text()).get("sources", {})
+        current = _file_stamps(root, pairs)
+    except (OSError, ValueError, AttributeError) as error:
+        return None, f"resized copy {folder} is unreadable ({error}); reading full-size files"
+    if any(written.get(name) != stamp for name, stamp in current.items()):
+        return None, (
+            f"resized copy {folder} is older than its sources or lacks some; reading full-size"
+            " files (run `omuda prepare --resize` again)"
+        )
+    return folder, ""
 
 
 @dataclass
@@ -47,6 +82,7 @@ class ResizeReport:
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        """One line for the CLI."""
         return f"resized copy in {self.folder}: {self.written} pairs, {len(self.problems)} problems"
 
 
@@ -58,6 +94,8 @@ def _resize_pair(job: tuple[Path, Path, Path, Path, tuple[int, int]]) -> str | N
         write_label(label_out, label)
     except OmudaError as error:
         return str(error)
+    except Exception as error:  # one bad pair is reported, the others still get written
+        return f"{image_path}: {type(error).__name__}: {error}"
     return None
 
 
@@ -74,32 +112,36 @@ def write_resized_copy(
     only when every pair succeeded, so a failed or interrupted run leaves no usable copy.
     """
     root = Path(root)
-    scale = (int(scale[0]), int(scale[1]))
-    if min(scale) <= 0:
-        raise OmudaError(f"--resize needs a positive width and height, got {scale}")
+    scale = check_scale(scale)
     folder = resized_folder(root, scale)
     (folder / MARKER_FILE).unlink(missing_ok=True)
     jobs = [
         (image, label, folder / image.relative_to(root), folder / label.relative_to(root), scale)
         for image, label in pairs
     ]
-    results: Iterable[str | None]
-    if workers <= 1:
-        results = map(_resize_pair, jobs)
-    else:
-        executor = ProcessPoolExecutor(max_workers=workers)
-        results = executor.map(_resize_pair, jobs, chunksize=max(1, len(jobs) // (workers * 16)))
     report = ResizeReport(folder)
-    for problem in tqdm(
-        results, total=len(jobs), desc=f"resize {scale[0]}x{scale[1]}", disable=not progress
-    ):
-        if problem is None:
-            report.written += 1
-        else:
-            report.problems.append(problem)
-    if workers > 1:
-        executor.shutdown()
+    with contextlib.ExitStack() as stack:
+        results: Iterable[str | None] = map(_resize_pair, jobs)
+        if workers > 1:
+            executor = stack.enter_context(ProcessPoolExecutor(max_workers=workers))
+            chunksize = max(1, len(jobs) // (workers * 16))
+            results = executor.map(_resize_pair, jobs, chunksize=chunksize)
+        for problem in tqdm(
+            results, total=len(jobs), desc=f"resize {folder.name}", disable=not progress
+        ):
+            if problem is None:
+                report.written += 1
+            else:
+                report.problems.append(problem)
     if not report.problems:
-        marker = {"scale": list(scale), "pairs": report.written}
+        marker = {"scale": list(scale), "sources": _file_stamps(root, pairs)}
         atomic_write_bytes(folder / MARKER_FILE, json.dumps(marker).encode())
     return report
+
+
+def check_scale(scale: Sequence[int]) -> tuple[int, int]:
+    """(width, height) as ints; OmudaError unless both are positive."""
+    width, height = (int(value) for value in scale)
+    if min(width, height) <= 0:
+        raise OmudaError(f"--resize needs a positive width and height, got {width} {height}")
+    return width, height

@@ -150,7 +150,8 @@ def run_tables(
     if not config_dir.is_dir():
         raise OmudaError(f"config folder not found: {config_dir}")
     jobs = []
-    first_run_of: dict[str, Path] = {}
+    first_run_of: dict[str, Path] = {}  # experiment -> the folder that holds its run
+    queued: set[Path] = set()  # resolved folders, so a folder reached twice runs once
     for table in tables:
         for row in TABLES[table]:
             config, row_overrides = _expand(row, config_dir)
@@ -162,13 +163,16 @@ def run_tables(
                 # A typo fails here, before any run starts.
                 key = _experiment_key(config_to_dict(load_config(config, run_overrides)))
                 work_dir = work_root / table / _slug(row.label) / f"seed{seed}"
+                if work_dir.is_symlink() and not work_dir.exists():
+                    work_dir.unlink()  # its target was deleted (e.g. to run it again)
                 if key in first_run_of and not work_dir.exists():
                     work_dir.parent.mkdir(parents=True, exist_ok=True)
                     work_dir.symlink_to(os.path.relpath(first_run_of[key], work_dir.parent))
                     continue
-                first_run_of.setdefault(key, work_dir)
-                if (work_dir / "eval.json").is_file():
+                first_run_of.setdefault(key, work_dir.resolve())
+                if (work_dir / "eval.json").is_file() or work_dir.resolve() in queued:
                     continue
+                queued.add(work_dir.resolve())
                 command = [
                     sys.executable, "-m", "omuda.cli", "--quiet", "train", str(config),
                     "--work-dir", str(work_dir), *run_overrides,

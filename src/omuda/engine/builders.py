@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,33 +57,39 @@ def build_train_dataset(
     labels (no cat_max_ratio, no class constraint), so target labels never steer training.
     """
     min_crop_pixels = int(cfg.data.sampling.min_pixels * cfg.data.sampling.min_crop_ratio)
+    pairs = dataset_pairs(cfg, dataset)
     return SegmentationDataset(
-        dataset_pairs(cfg, dataset),
+        pairs,
         scale=dataset.scale,
         crop_size=cfg.data.crop_size,
         cat_max_ratio=cfg.data.cat_max_ratio if labelled else 1.0,
         flip=True,
         min_class_pixels=min_crop_pixels if labelled else 0,
         name=dataset.kind,
-        resized_copy=_resized_copy(cfg, dataset),
+        resized_copy=_resized_copy(cfg, dataset, pairs),
     )
 
 
 def build_val_dataset(cfg: Config) -> SegmentationDataset:
     """Whole images at the test scale, labels at full size."""
+    pairs = dataset_pairs(cfg, cfg.data.val)
     return SegmentationDataset(
-        dataset_pairs(cfg, cfg.data.val),
+        pairs,
         scale=cfg.data.val.scale,
         crop_size=None,
         name=f"{cfg.data.val.kind}-{cfg.data.val.split}",
-        resized_copy=_resized_copy(cfg, cfg.data.val),
+        resized_copy=_resized_copy(cfg, cfg.data.val, pairs),
     )
 
 
-def _resized_copy(cfg: Config, dataset: DatasetConfig) -> tuple[Path, Path] | None:
-    """(root, copy) when `omuda prepare --resize` made a complete copy at this scale."""
+def _resized_copy(
+    cfg: Config, dataset: DatasetConfig, pairs: list[tuple[Path, Path]]
+) -> tuple[Path, Path] | None:
+    """(root, copy) when `omuda prepare --resize` made an up-to-date copy at this scale."""
     root = dataset_root(cfg, dataset)
-    copy = find_resized_copy(root, dataset.scale)
+    copy, why_not = find_resized_copy(root, dataset.scale, pairs)
+    if why_not:
+        print(f"omuda: warning: {why_not}", file=sys.stderr)
     return None if copy is None else (root, copy)
 
 

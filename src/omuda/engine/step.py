@@ -2,8 +2,8 @@
 
 `train_step` reads top to bottom like the method:
 teacher update -> source loss -> feature distillation (FD or FDM) -> pseudo-labels ->
-ClassMix -> strong augmentation -> target loss L_T -> masked loss L_M (MIC block mask or
-OMUDA's context-aware mask) -> CDM statistics -> optimiser step.
+ClassMix -> strong augmentation -> target loss L_T -> CDM statistic -> masked loss L_M (MIC
+block mask or OMUDA's context-aware mask) -> optimiser step.
 Every term can be switched off in `AdaptationConfig`; with everything off it is plain
 supervised training on the source.
 
@@ -353,6 +353,10 @@ def _masked_batchnorm(model: nn.Module, statistics: str) -> Iterator[None]:
     "batch": normalise with the batch's own statistics (train mode, momentum 0).
     "running": normalise with the running statistics (eval mode; gradients still flow).
     """
+    if statistics not in ("batch", "running"):
+        raise ValueError(
+            f"masked BatchNorm statistics must be batch or running, got {statistics!r}"
+        )
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(norm.momentum, norm.training) for norm in norms]
     for norm in norms:

@@ -103,7 +103,8 @@ class DepthwiseConvBNReLU(ConvBNReLU):
         """x (B,C,H,W) -> (B,C,H,W)."""
         if x.device.type != "cpu":
             return super().forward(x)
-        weight = self.conv.weight
+        # NCHW weight: a channels-last one (train.channels_last) makes the output channels-last.
+        weight = self.conv.weight.contiguous()
         if torch.is_autocast_enabled("cpu"):
             dtype = torch.get_autocast_dtype("cpu")
             x, weight = x.to(dtype), weight.to(dtype)
@@ -177,9 +178,11 @@ class DAFormerHead(nn.Module):
         target_size = features[0].shape[2:]
         embedded = []
         for embed, feature in zip(self.embed_layers, features, strict=True):
-            # The embedding leaves a channels-last view; the fusion's dilated depth-wise convs
-            # are 2-8x slower on channels-last input in oneDNN (docs/PERFORMANCE.md).
-            level = embed(feature).contiguous()
+            level = embed(feature)
+            if level.device.type == "cpu":
+                # The embedding leaves a channels-last view; oneDNN's dilated depth-wise convs
+                # in the fusion are 2-8x slower on channels-last input (docs/PERFORMANCE.md).
+                level = level.contiguous()
             if level.shape[2:] != target_size:
                 level = F.interpolate(level, size=target_size, mode="bilinear", align_corners=False)
             embedded.append(level)
