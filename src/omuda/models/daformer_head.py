@@ -181,7 +181,7 @@ class DAFormerHead(nn.Module):
             level = embed(feature)
             if level.device.type == "cpu":
                 # The embedding leaves a channels-last view; oneDNN's dilated depth-wise convs
-                # in the fusion are 2-8x slower on channels-last input (docs/PERFORMANCE.md).
+                # in the fusion are 2-4x slower on channels-last input (docs/PERFORMANCE.md).
                 level = level.contiguous()
             if level.shape[2:] != target_size:
                 level = F.interpolate(level, size=target_size, mode="bilinear", align_corners=False)
