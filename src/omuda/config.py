@@ -316,13 +316,22 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _strict_safe_load(text: str) -> Any:
+    """`yaml.safe_load` (plain data, never code) that also refuses duplicate keys."""
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a YAML config file (only keys that differ from the defaults) and apply overrides."""
     path = Path(path)
     if not path.is_file():
         raise OmudaError(f"config file not found: {path}")
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader) or {}
+        raw = _strict_safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError:
         raise OmudaError(f"{path} is not a UTF-8 text file") from None
     except yaml.YAMLError as error:
