@@ -85,9 +85,9 @@ class _DepthwiseConv3x3(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             # grad_w[c,a,b] = sum_{n,i,j} x_pad[n,c,i+d*a,j+d*b] * grad_out[n,c,i,j]: a conv of
             # each padded input channel with its own output gradient, sampled at stride d.
-            images = x.reshape(1, batch * channels, height, width)
+            padded = F.pad(x, (d, d, d, d)).reshape(1, batch * channels, height + 2 * d, -1)
             kernels = grad_out.reshape(batch * channels, 1, height, width)
-            per_image = F.conv2d(images, kernels, stride=d, padding=d, groups=batch * channels)
+            per_image = F.conv2d(padded, kernels, stride=d, groups=batch * channels)
             grad_weight = per_image.reshape(batch, channels, 1, 3, 3).sum(0).to(weight.dtype)
         return grad_x, grad_weight, None
 
