@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from omuda.engine.ablation import TABLES, _expand, run_table, summarize_table
+from omuda.engine.ablation import TABLES, _expand, run_tables, summarize_table
 from omuda.errors import OmudaError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def test_rows_expand_to_valid_configs():
 
 def test_override_typo_fails_before_any_run(tmp_path):
     with pytest.raises(OmudaError, match="did you mean train.iters"):
-        run_table("cdm", REPO / "configs" / "synthetic", [0], tmp_path, ["train.itres=2"])
+        run_tables(["cdm"], REPO / "configs" / "synthetic", [0], tmp_path, ["train.itres=2"])
     assert not (tmp_path / "cdm").exists()
 
 

@@ -316,12 +316,21 @@ def class_pixel_counts(
     return class_pixels
 
 
-def all_pairs(kind: str, root: Path) -> list[tuple[Path, Path]]:
-    """Every (image, train-id label) pair of a prepared dataset: both Cityscapes splits."""
+def pairs_of(kind: str, root: Path, split: str = "train") -> list[tuple[Path, Path]]:
+    """(image, train-id label) pairs of a prepared dataset in its own layout; `split` only
+    matters for Cityscapes."""
     root = Path(root)
     if kind == "gta":
         return gta_pairs(root)
     if kind == "synthia":
         return synthia_pairs(root)
-    splits = [s for s in ("train", "val") if (root / "leftImg8bit" / s).is_dir()]
-    return [pair for split in splits for pair in cityscapes_pairs(root, split)]
+    return cityscapes_pairs(root, split)
+
+
+def all_pairs(kind: str, root: Path) -> list[tuple[Path, Path]]:
+    """Every (image, train-id label) pair of a prepared dataset: both Cityscapes splits."""
+    root = Path(root)
+    splits = ["train"]
+    if kind == "cityscapes":
+        splits = [s for s in ("train", "val") if (root / "leftImg8bit" / s).is_dir()]
+    return [pair for split in splits for pair in pairs_of(kind, root, split)]

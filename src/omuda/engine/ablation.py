@@ -116,18 +116,6 @@ def _slug(label: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
 
 
-def run_table(
-    table: str,
-    config_dir: Path,
-    seeds: list[int],
-    work_root: Path,
-    overrides: list[str],
-    parallel: int = 1,
-) -> str:
-    """Run every row x seed of one table not yet finished; return its markdown summary."""
-    return run_tables([table], config_dir, seeds, work_root, overrides, parallel)[table]
-
-
 def run_tables(
     tables: list[str],
     config_dir: Path,

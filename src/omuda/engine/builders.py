@@ -14,10 +14,8 @@ from omuda.adaptation.teacher import make_teacher
 from omuda.config import Config, DatasetConfig
 from omuda.data.datasets import (
     SegmentationDataset,
-    cityscapes_pairs,
     class_pixel_counts,
-    gta_pairs,
-    synthia_pairs,
+    pairs_of,
 )
 from omuda.data.labels import CLASS_NAMES, STUFF_CLASSES
 from omuda.data.prepare import load_class_stats
@@ -40,12 +38,7 @@ def dataset_root(cfg: Config, dataset: DatasetConfig) -> Path:
 
 def dataset_pairs(cfg: Config, dataset: DatasetConfig) -> list[tuple[Path, Path]]:
     """(image, train-id label) paths of a prepared dataset in its own layout."""
-    root = dataset_root(cfg, dataset)
-    if dataset.kind == "gta":
-        return gta_pairs(root)
-    if dataset.kind == "synthia":
-        return synthia_pairs(root)
-    return cityscapes_pairs(root, dataset.split)
+    return pairs_of(dataset.kind, dataset_root(cfg, dataset), dataset.split)
 
 
 def build_train_dataset(
