@@ -14,7 +14,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def _small_torch() -> None:
     torch.manual_seed(0)
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    # OMP_NUM_THREADS, when set, wins: tests then share the CPU politely with other jobs.
+    threads = int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1))
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
