@@ -178,6 +178,27 @@ def test_daformer_head_outputs_and_checkpoint_names(shared_dir):
     assert fused.shape == (2, 16, 16, 20)
 
 
+def test_daformer_head_init_follows_mmcv_conv_module():
+    torch.manual_seed(0)
+    head = DAFormerHead((64, 128, 320, 512), num_classes=19)
+    fusion = head.fuse_layer
+    # Kaiming normal, fan_out, ReLU gain: std = sqrt(2 / (out_channels * kh * kw)), no bias
+    for conv in (fusion.bottleneck.conv, fusion.aspp_modules[0].conv):
+        fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+        assert conv.bias is None
+        assert conv.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.02)
+        assert abs(conv.weight.mean().item()) < 0.1 * (2 / fan_out) ** 0.5
+    depthwise = fusion.aspp_modules[1].depthwise_conv.conv  # fan_out counts C * 9, not / groups
+    assert depthwise.weight.std().item() == pytest.approx((2 / (1024 * 9)) ** 0.5, rel=0.05)
+    norm = fusion.bottleneck.bn
+    assert torch.equal(norm.weight, torch.ones(256)) and torch.equal(norm.bias, torch.zeros(256))
+    assert head.conv_seg.weight.std().item() == pytest.approx(0.01, rel=0.05)
+    # The layers' own defaults stay available: PyTorch's Kaiming uniform, a = sqrt(5).
+    plain = DAFormerHead((64, 128, 320, 512), num_classes=19, init="pytorch")
+    bound = (1 / (1024 * 9)) ** 0.5  # fan_in of the bottleneck
+    assert plain.fuse_layer.bottleneck.conv.weight.abs().max().item() <= bound
+
+
 @pytest.mark.parametrize(
     ("shape", "dilation"), [((2, 3, 7, 6), 1), ((1, 2, 5, 4), 2), ((2, 2, 3, 9), 6)]
 )

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+HEAD_INITS: tuple[str, ...] = ("mmcv", "pytorch")
+
 
 class LinearEmbedding(nn.Module):
     """Per-pixel linear projection over channels: (B,C_in,H,W) -> (B,C_out,H,W)."""
@@ -151,6 +153,11 @@ class DAFormerHead(nn.Module):
     Each level is embedded to `embed_dim` channels, upsampled to the stride-4 grid, the
     levels are concatenated and fused by `ContextAwareFusion`, then dropout and a 1x1
     classifier give the logits.
+
+    init "mmcv" (DAFormer): the fusion's convolutions are initialised as mmcv's ConvModule
+    does (Kaiming normal, fan_out, ReLU gain; BatchNorm weight 1, bias 0); "pytorch": the
+    layers' own defaults. Either way the embedding Linears keep PyTorch's default (as in
+    DAFormer) and the classifier gets mmseg's N(0, 0.01^2), bias 0.
     """
 
     def __init__(
@@ -160,14 +167,21 @@ class DAFormerHead(nn.Module):
         embed_dim: int = 256,
         aspp_dilations: Sequence[int] = (1, 6, 12, 18),
         dropout: float = 0.1,
+        init: str = "mmcv",
     ) -> None:
         super().__init__()
+        if init not in HEAD_INITS:
+            raise ValueError(f"init must be one of {HEAD_INITS}, got {init!r}")
         self.embed_layers = nn.ModuleList(LinearEmbedding(c, embed_dim) for c in in_channels)
         self.fuse_layer = ContextAwareFusion(
             len(in_channels) * embed_dim, embed_dim, aspp_dilations
         )
         self.dropout = nn.Dropout2d(dropout)
         self.conv_seg = nn.Conv2d(embed_dim, num_classes, 1)
+        if init == "mmcv":
+            for module in self.fuse_layer.modules():
+                if isinstance(module, nn.Conv2d):
+                    nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
         # mmseg's decode-head initialisation of the classifier.
         nn.init.normal_(self.conv_seg.weight, 0.0, 0.01)
         nn.init.zeros_(self.conv_seg.bias)

@@ -92,11 +92,17 @@ def build_segmentor(
     drop_path_rate: float = 0.1,
     dropout: float = 0.1,
     pretrained: str | None = None,
+    head_init: str = "mmcv",
 ) -> Segmentor:
     """Segmentor = backbone (by name, see BACKBONE_NAMES) + DAFormer head with
-    `decoder_channels` embedding width; images (B,3,H,W) -> logits (B,num_classes,H,W)."""
+    `decoder_channels` embedding width (`head_init`: see DAFormerHead);
+    images (B,3,H,W) -> logits (B,num_classes,H,W)."""
     encoder = build_backbone(backbone, pretrained=pretrained, drop_path_rate=drop_path_rate)
     head = DAFormerHead(
-        encoder.out_channels, num_classes=num_classes, embed_dim=decoder_channels, dropout=dropout
+        encoder.out_channels,
+        num_classes=num_classes,
+        embed_dim=decoder_channels,
+        dropout=dropout,
+        init=head_init,
     )
     return Segmentor(encoder, head)

@@ -17,7 +17,6 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -25,9 +24,6 @@ from torch import Tensor, nn
 from omuda.errors import OmudaError
 from omuda.models.efficientnet_lite import EfficientNetLite0, convert_lukemelas_state_dict
 from omuda.models.mit import MixTransformer
-
-if TYPE_CHECKING:
-    from omuda.models.segmentor import Segmentor
 
 logger = logging.getLogger(__name__)
 
@@ -136,10 +132,11 @@ def load_backbone_weights(
 
 
 def load_segmentor_weights(
-    model: Segmentor, state: dict[str, Tensor], source: str = "weights"
+    model: nn.Module, state: dict[str, Tensor], source: str = "weights"
 ) -> LoadReport:
     """Copy a full checkpoint (omuda's plain `backbone.*`/`decode_head.*` keys, or a
-    DAFormer/MIC UDA checkpoint's `model.*` student) into `model`.
+    DAFormer/MIC UDA checkpoint's `model.*` student) into `model`, a segmentor with
+    `backbone` and `decode_head` children (`omuda.models.segmentor.Segmentor`).
 
     The `ema_model.` and `imnet_model.` copies of UDA checkpoints are dropped; a whole
     checkpoint dict (`state_dict` / `model` wrapper) is unwrapped first.
