@@ -1,4 +1,4 @@
-"""Strong augmentation: exact identity at p=0, seeded determinism, blur by hand, valid range."""
+"""Strong augmentation: kornia formulas by hand, DACS draw structure, blur by hand, identity."""
 
 from __future__ import annotations
 
@@ -7,32 +7,105 @@ import math
 import pytest
 import torch
 
-from omuda.adaptation.augment import blur_kernel_size, color_jitter, gaussian_blur, strong_augment
+from omuda.adaptation.augment import (
+    AugmentParams,
+    adjust_brightness,
+    adjust_contrast,
+    adjust_hue,
+    adjust_saturation,
+    blur_kernel_size,
+    color_jitter,
+    color_jitter_torchvision,
+    gaussian_blur,
+    hsv_to_rgb,
+    rgb_to_hsv,
+    sample_augment_params,
+    sample_color_jitter,
+    strong_augment,
+)
 
-MEAN = torch.tensor([0.485, 0.456, 0.406])
-STD = torch.tensor([0.229, 0.224, 0.225])
+MEAN = 255 * torch.tensor([0.485, 0.456, 0.406])  # pixel units, as DACS passes them
+STD = 255 * torch.tensor([0.229, 0.224, 0.225])
 
 
 def _normalised_images(batch: int = 3, size: int = 24) -> torch.Tensor:
-    pixels = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(7))
+    pixels = 255 * torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(7))
     return (pixels - MEAN.view(1, 3, 1, 1)) / STD.view(1, 3, 1, 1)
+
+
+def _sample(batch: int, seed: int, **options) -> AugmentParams:
+    return sample_augment_params(batch, torch.Generator().manual_seed(seed), **options)
 
 
 def test_zero_probabilities_are_exact_identity():
     x = _normalised_images()
-    out = strong_augment(x, MEAN, STD, torch.Generator().manual_seed(0), jitter_p=0.0, blur_p=0.0)
-    assert torch.equal(out, x)
+    params = _sample(3, 0, jitter_p=0.0, blur_p=0.0)
+    assert not params.jitter.any() and not params.blur.any()
+    assert torch.equal(strong_augment(x, MEAN, STD, params), x)
+    assert torch.equal(strong_augment(x, MEAN, STD, AugmentParams.identity(3)), x)
 
 
 def test_same_seed_same_output_and_range():
     x = _normalised_images(batch=4)
-    first = strong_augment(x, MEAN, STD, torch.Generator().manual_seed(3), 1.0, 1.0)
-    second = strong_augment(x, MEAN, STD, torch.Generator().manual_seed(3), 1.0, 1.0)
-    other = strong_augment(x, MEAN, STD, torch.Generator().manual_seed(4), 1.0, 1.0)
+    options = {"jitter_p": 1.0, "blur_p": 1.0}
+    first = strong_augment(x, MEAN, STD, _sample(4, 3, **options))
+    second = strong_augment(x, MEAN, STD, _sample(4, 3, **options))
+    other = strong_augment(x, MEAN, STD, _sample(4, 4, **options))
     assert torch.equal(first, second) and not torch.equal(first, other)
     assert not torch.allclose(first, x)
-    pixels = first * STD.view(1, 3, 1, 1) + MEAN.view(1, 3, 1, 1)
+    pixels = (first * STD.view(1, 3, 1, 1) + MEAN.view(1, 3, 1, 1)) / 255
     assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
+
+
+def test_batch_decision_switches_all_images_together():
+    jitter_on, blur_on = [], []
+    for seed in range(200):
+        params = _sample(3, seed, decision="batch")
+        assert params.jitter.all() or not params.jitter.any()
+        assert params.blur.all() or not params.blur.any()
+        jitter_on.append(params.jitter[0].item())
+        blur_on.append(params.blur[0].item())
+    # DACS: jitter when U(0,1) > 0.2 (80% of the batches), blur when U(0,1) > 0.5
+    assert sum(jitter_on) / 200 == pytest.approx(0.8, abs=0.08)
+    assert sum(blur_on) / 200 == pytest.approx(0.5, abs=0.1)
+    mixed = [_sample(3, seed, decision="image").jitter for seed in range(20)]
+    assert any(0 < int(on.sum()) < 3 for on in mixed)
+
+
+def test_kornia_call_structure_one_per_image_or_one_per_batch():
+    # DACS's mixed images: one kornia call each, so each image has its own order and sigma.
+    per_image = _sample(4, 5, one_call=False)
+    assert per_image.order.shape == (4, 4) and per_image.sigma.shape == (4,)
+    assert len({tuple(row) for row in per_image.order.tolist()}) > 1
+    assert len(set(per_image.sigma.tolist())) == 4
+    # MIC's masked batch: one call, one order and one sigma, factors still per image.
+    batch_call = _sample(4, 5, one_call=True)
+    assert len({tuple(row) for row in batch_call.order.tolist()}) == 1
+    assert len(set(batch_call.sigma.tolist())) == 1
+    assert len(set(batch_call.brightness.tolist())) == 4
+    for row in per_image.order.tolist() + batch_call.order.tolist():
+        assert sorted(row) == [0, 1, 2, 3]
+    for params in (per_image, batch_call):
+        for factor in (params.brightness, params.contrast, params.saturation):
+            assert factor.min() >= 0.8 - 1e-6 and factor.max() <= 1.2 + 1e-6
+        assert params.hue.abs().max() <= 0.2 + 1e-6
+        assert params.sigma.min() >= 0.15 and params.sigma.max() <= 1.15
+
+
+def test_sample_color_jitter_follows_kornias_draw_sequence():
+    # brightness, contrast, hue (before saturation), saturation, then randperm(4)
+    brightness, contrast, saturation, hue, order = sample_color_jitter(
+        3, 0.2, torch.Generator().manual_seed(11)
+    )
+    replay = torch.Generator().manual_seed(11)
+    low, high = torch.tensor(0.8), torch.tensor(1.2)
+    expected = [low + torch.rand(3, generator=replay) * (high - low) for _ in range(2)]
+    expected_hue = -torch.tensor(0.2) + torch.rand(3, generator=replay) * torch.tensor(0.4)
+    expected_saturation = low + torch.rand(3, generator=replay) * (high - low)
+    expected_order = torch.randperm(4, generator=replay)
+    assert torch.equal(brightness, expected[0]) and torch.equal(contrast, expected[1])
+    assert torch.equal(hue, expected_hue) and torch.equal(saturation, expected_saturation)
+    assert torch.equal(order, expected_order)
 
 
 def test_kernel_size_is_odd_and_about_ten_percent():
@@ -77,30 +150,88 @@ def test_blur_uses_each_images_sigma():
     torch.testing.assert_close(both[1:], alone)
 
 
-def test_neutral_jitter_is_identity_and_brightness_scales():
+def test_torchvision_jitter_neutral_is_identity_and_brightness_scales():
     pixels = torch.rand(2, 3, 5, 5, generator=torch.Generator().manual_seed(3)) * 0.5
     ones = torch.ones(2)
-    neutral = color_jitter(pixels, ones, ones, ones, torch.zeros(2))
+    neutral = color_jitter_torchvision(pixels, ones, ones, ones, torch.zeros(2))
     torch.testing.assert_close(neutral, pixels, atol=1e-5, rtol=0)
-    brighter = color_jitter(pixels, torch.tensor([1.2, 1.0]), ones, ones, torch.zeros(2))
+    brighter = color_jitter_torchvision(
+        pixels, torch.tensor([1.2, 1.0]), ones, ones, torch.zeros(2)
+    )
     torch.testing.assert_close(brighter[0], pixels[0] * 1.2, atol=1e-5, rtol=0)
 
 
-def test_blur_only_follows_the_documented_draw():
+def test_kornia_formulas_by_hand():
+    pixels = torch.rand(2, 3, 5, 5, generator=torch.Generator().manual_seed(3)) * 0.5
+    # brightness adds factor - 1, contrast multiplies (no mean), both clamp to [0, 1]
+    brighter = adjust_brightness(pixels, torch.tensor([1.2, 0.9]))
+    torch.testing.assert_close(brighter[0], pixels[0] + 0.2)
+    torch.testing.assert_close(brighter[1], (pixels[1] - 0.1).clamp(min=0))
+    assert torch.equal(
+        adjust_contrast(pixels, torch.tensor([3.0, 1.0]))[0], (3 * pixels[0]).clamp(max=1)
+    )
+    # HSV with S = delta / (V + 1e-6); pure red has hue 0, pure green 2 pi / 3
+    hsv = rgb_to_hsv(torch.tensor([[1.0, 0.5], [0.0, 0.5], [0.0, 0.5]]).view(1, 3, 1, 2))
+    torch.testing.assert_close(hsv[0, :, 0, 0], torch.tensor([0.0, 1 / (1 + 1e-6), 1.0]))
+    torch.testing.assert_close(hsv[0, :, 0, 1], torch.tensor([0.0, 0.0, 0.5]))  # grey
+    green = rgb_to_hsv(torch.tensor([0.0, 0.8, 0.0]).view(1, 3, 1, 1))
+    torch.testing.assert_close(green[0, 0, 0, 0], torch.tensor(2 * math.pi / 3))
+    images = torch.rand(2, 3, 6, 6, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(hsv_to_rgb(rgb_to_hsv(images)), images, atol=1e-5, rtol=0)
+    # a third of a turn takes red to green; saturation 0 gives grey
+    red = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
+    torch.testing.assert_close(
+        adjust_hue(red, torch.tensor([1 / 3])).flatten(),
+        torch.tensor([0.0, 1, 0]),
+        atol=1e-5,
+        rtol=0,
+    )
+    grey = adjust_saturation(images, torch.zeros(2))
+    assert torch.allclose(grey, grey.amax(dim=1, keepdim=True).expand_as(grey))
+
+
+def test_color_jitter_applies_each_images_order():
+    images = torch.rand(2, 3, 6, 6, generator=torch.Generator().manual_seed(5))
+    factors = (torch.tensor([1.1, 0.9]), torch.tensor([0.85, 1.15]), torch.tensor([1.2, 0.8]))
+    hue = torch.tensor([0.1, -0.15])
+    order = torch.tensor([[3, 1, 0, 2], [0, 1, 2, 3]])
+    out = color_jitter(images, *factors, hue, order)
+    steps = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
+    values = (*factors, hue)
+    for image in range(2):
+        expected = images[image : image + 1]
+        for step in order[image].tolist():
+            expected = steps[step](expected, values[step][image : image + 1])
+        assert torch.equal(out[image : image + 1], expected)
+
+
+def test_blur_runs_in_normalised_space_with_the_drawn_sigma():
     x = _normalised_images(batch=2, size=30)
-    out = strong_augment(x, MEAN, STD, torch.Generator().manual_seed(9), jitter_p=0.0, blur_p=1.0)
-    draws = torch.rand(2, 7, generator=torch.Generator().manual_seed(9))
-    pixels = (x * STD.view(1, 3, 1, 1) + MEAN.view(1, 3, 1, 1)).clamp(0, 1)
-    expected = gaussian_blur(pixels, 0.15 + draws[:, 6], (3, 3)).clamp(0, 1)
-    expected = (expected - MEAN.view(1, 3, 1, 1)) / STD.view(1, 3, 1, 1)
+    params = _sample(2, 9, jitter_p=0.0, blur_p=1.0)
+    out = strong_augment(x, MEAN, STD, params)
+    torch.testing.assert_close(out, gaussian_blur(x, params.sigma, (3, 3)))
+
+
+def test_torchvision_formulas_stay_available():
+    x = _normalised_images(batch=2)
+    params = _sample(2, 2, jitter_p=1.0, blur_p=0.0)
+    out = strong_augment(x, MEAN, STD, params, formulas="torchvision")
+    pixels = ((x * STD.view(1, 3, 1, 1) + MEAN.view(1, 3, 1, 1)) / 255).clamp(0, 1)
+    factors = (params.brightness, params.contrast, params.saturation, params.hue)
+    expected = (
+        color_jitter_torchvision(pixels, *factors) * 255 - MEAN.view(1, 3, 1, 1)
+    ) / STD.view(1, 3, 1, 1)
     torch.testing.assert_close(out, expected)
+    assert not torch.allclose(out, strong_augment(x, MEAN, STD, params))
 
 
 def test_no_host_reads():
     # Meta tensors have no data: any .item(), nonzero() or Python branch on values would fail.
     x = torch.empty(2, 3, 32, 32, device="meta")
-    out = strong_augment(x, MEAN.to("meta"), STD.to("meta"), generator=None)
-    assert out.shape == x.shape
+    for one_call in (False, True):
+        params = sample_augment_params(2, None, "meta", one_call=one_call)
+        out = strong_augment(x, MEAN.to("meta"), STD.to("meta"), params)
+        assert out.shape == x.shape
 
 
 def test_shift_hue_by_hand_and_against_kornia():
@@ -122,3 +253,13 @@ def test_shift_hue_by_hand_and_against_kornia():
     shift = torch.tensor([0.1, -0.2, 0.45])
     expected = kornia.enhance.adjust_hue(images, shift * 2 * math.pi)
     assert torch.allclose(shift_hue(images, shift), expected, atol=1e-4)
+
+
+def test_sync_free_jitter_equals_the_per_image_path():
+    from omuda.adaptation.augment import _color_jitter_selected
+
+    images = torch.rand(3, 3, 9, 7, generator=torch.Generator().manual_seed(6))
+    params = _sample(3, 7, jitter_p=1.0)
+    factors = (params.brightness, params.contrast, params.saturation, params.hue)
+    per_image = color_jitter(images, *factors, params.order)
+    assert torch.equal(_color_jitter_selected(images, *factors, params.order), per_image)

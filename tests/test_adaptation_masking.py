@@ -7,6 +7,7 @@ import torch
 
 from omuda.adaptation.masking import (
     apply_mask,
+    block_grid,
     block_mask,
     context_aware_mask,
     grid_mask,
@@ -14,8 +15,21 @@ from omuda.adaptation.masking import (
 )
 
 
-def test_block_mask_shape_blocks_and_ratio():
+def test_block_mask_grid_rounds_like_mic():
+    # MIC: round(50/16) x round(70/16) = 3 x 4 blocks, nearest-resized to 50 x 70.
+    assert block_grid(50, 70, 16) == (3, 4)
+    assert block_grid(40, 40, 16) == (2, 2)  # Python's round: 2.5 -> 2
+    assert block_grid(50, 70, 16, "ceil") == (4, 5)
     keep = block_mask((3, 50, 70), 16, 0.7, torch.Generator().manual_seed(0))
+    draws = torch.rand(3, 1, 3, 4, generator=torch.Generator().manual_seed(0))
+    rows = torch.arange(50) * 3 // 50  # nearest: source index floor(i * in / out)
+    cols = torch.arange(70) * 4 // 70
+    expected = (draws > 0.7).float()[:, :, rows][:, :, :, cols]
+    assert torch.equal(keep, expected)
+
+
+def test_block_mask_ceil_grid_shape_blocks_and_ratio():
+    keep = block_mask((3, 50, 70), 16, 0.7, torch.Generator().manual_seed(0), grid="ceil")
     assert keep.shape == (3, 1, 50, 70) and keep.dtype == torch.float32
     assert set(keep.unique().tolist()) <= {0.0, 1.0}
     # Constant within each 16x16 block, including the cut blocks at the border.

@@ -81,6 +81,14 @@ def test_ema_update_by_hand():
     assert all(param.grad is None for param in teacher.parameters())
 
 
+def test_update_is_daformers_arithmetic():
+    student, teacher = TinyNet(), make_teacher(TinyNet())
+    before = [param.clone() for param in teacher.parameters()]
+    update_teacher(teacher, student, alpha=0.9)
+    for old, new, current in zip(before, teacher.parameters(), student.parameters(), strict=True):
+        assert torch.equal(new, old * 0.9 + current * (1 - 0.9))
+
+
 def test_alpha_zero_copies_the_student_exactly():
     student = TinyNet()
     teacher = make_teacher(TinyNet())

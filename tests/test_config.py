@@ -17,6 +17,18 @@ def test_defaults_are_the_paper_settings():
     assert cfg.adaptation.pseudo_threshold == 0.968 and cfg.adaptation.ema_alpha == 0.999
 
 
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.parent.name in ("gta2cs", "syn2cs")])
+def test_real_configs_keep_the_original_daformer_and_mic_behaviour(path):
+    cfg = load_config(path)
+    adaptation = cfg.adaptation
+    assert adaptation.source_loss_average == "all"
+    assert adaptation.classmix_classes == "batch" and adaptation.augment_decision == "batch"
+    assert adaptation.color_jitter_formulas == "kornia" and adaptation.mask_grid == "round"
+    assert adaptation.masked_batchnorm == "train" and adaptation.teacher_batchnorm == "batch"
+    assert not adaptation.pseudo_per_image
+    assert cfg.model.head_init == "mmcv" and cfg.train.head_norm_decay
+
+
 def test_overrides_are_typed_and_nested():
     cfg = config_from_dict(
         {"train": {"iters": 10}},
@@ -54,6 +66,12 @@ def test_unknown_key_lists_valid_keys_and_suggests():
         ("train.iters", "KEY=VALUE"),
         ("data.crop_size=[128,128]", "cover the whole crop height"),
         ("adaptation.teacher_batchnorm=frozen", "must be one of batch, running"),
+        ("adaptation.masked_batchnorm=frozen", "must be one of train, batch, running"),
+        ("adaptation.classmix_classes=all", "must be one of batch, image"),
+        ("adaptation.color_jitter_formulas=pil", "must be one of kornia, torchvision"),
+        ("adaptation.mask_grid=floor", "must be one of round, ceil"),
+        ("adaptation.source_loss_average=mean", "must be one of all, labelled"),
+        ("model.head_init=xavier", "must be one of mmcv, pytorch"),
     ],
 )
 def test_bad_values_are_rejected(override, message):

@@ -12,8 +12,24 @@ class TinySegmentor(nn.Module):
         self.decode_head = nn.Sequential(nn.Conv2d(4, 2, 1), nn.BatchNorm2d(2))
 
 
-def test_groups_head_lr_and_no_decay_on_norms():
-    groups = {g["name"]: g for g in parameter_groups(TinySegmentor(), 1e-4, 0.01, 10.0)}
+def test_groups_follow_daformers_custom_keys():
+    # mmcv matches "head" (lr x10, decay) before "norm" (no decay): the head's BatchNorm is
+    # decayed, the backbone's norms are not.
+    model = TinySegmentor()
+    groups = {g["name"]: g for g in parameter_groups(model, 1e-4, 0.01, 10.0)}
+    assert set(groups) == {"backbone", "backbone_no_decay", "head"}
+    assert groups["head"]["lr"] == pytest.approx(1e-3) and groups["head"]["weight_decay"] == 0.01
+    head_ids = {id(p) for p in model.decode_head.parameters()}
+    assert {id(p) for p in groups["head"]["params"]} == head_ids
+    assert len(groups["backbone_no_decay"]["params"]) == 4
+    assert groups["backbone_no_decay"]["weight_decay"] == 0.0
+
+
+def test_groups_head_lr_and_no_decay_on_all_norms():
+    groups = {
+        g["name"]: g
+        for g in parameter_groups(TinySegmentor(), 1e-4, 0.01, 10.0, head_norm_decay=False)
+    }
     assert set(groups) == {"backbone", "backbone_no_decay", "head", "head_no_decay"}
     assert groups["backbone"]["lr"] == pytest.approx(1e-4)
     assert groups["head"]["lr"] == pytest.approx(1e-3)
@@ -36,7 +52,5 @@ def test_warmup_then_poly_by_hand():
 def test_set_learning_rate_scales_base_lr():
     optimizer = build_optimizer(TinySegmentor(), 1e-4, 0.01, 10.0, (0.9, 0.999))
     set_learning_rate(optimizer, 0.5)
-    assert sorted(g["lr"] for g in optimizer.param_groups) == pytest.approx(
-        [5e-5, 5e-5, 5e-4, 5e-4]
-    )
+    assert sorted(g["lr"] for g in optimizer.param_groups) == pytest.approx([5e-5, 5e-5, 5e-4])
     assert isinstance(optimizer, torch.optim.AdamW)

@@ -75,6 +75,7 @@ class ModelConfig:
     num_classes: int = 19
     drop_path_rate: float = 0.1
     dropout: float = 0.1
+    head_init: str = "mmcv"  # mmcv (DAFormer: ConvModule's Kaiming fan_out) | pytorch defaults
 
 
 @dataclass
@@ -90,11 +91,15 @@ class AdaptationConfig:
     pseudo_per_image: bool = False  # DAFormer: one confidence weight per batch
     pseudo_ignore_top: int = 15  # rows of the crop given weight 0 (DAFormer, 512 crops)
     pseudo_ignore_bottom: int = 120
+    source_loss_average: str = "all"  # CE mean over all pixels (mmseg) | labelled ones only
     mix: str = "classmix"  # classmix | none
+    classmix_classes: str = "batch"  # batch (DACS: the batch's label set, 255 included) | image
     augment: bool = True  # colour jitter + blur on the mixed / masked image
     color_jitter_strength: float = 0.2
-    color_jitter_p: float = 0.8
+    color_jitter_p: float = 0.8  # probability to jitter (DACS: jitter when U(0,1) > 0.2)
     blur_p: float = 0.5
+    augment_decision: str = "batch"  # jitter / blur on or off: per batch (DACS) | per image
+    color_jitter_formulas: str = "kornia"  # kornia (0.5.8, random step order) | torchvision
     feature_distillation: str = "fd"  # none | fd (DAFormer) | fdm (OMUDA relational KD)
     fd_lambda: float = 0.005
     fd_min_ratio: float = 0.75
@@ -107,12 +112,13 @@ class AdaptationConfig:
     masking: str = "none"  # none | block (MIC) | cam | random | grid
     mask_ratio: float = 0.7
     mask_block_size: int = 32  # MIC block; random-patch size; grid unit
+    mask_grid: str = "round"  # blocks: round(H/block) resized (MIC) | ceil, cut at the border
     cam_fine_block: int = 16
     cam_coarse_block: int = 32
     mask_loss_weight: float = 1.0
-    # BatchNorm in the masked forward: "batch" normalises with the masked batch's own
-    # statistics (MIC); "running" with the running ones, as clean images are at test time.
-    masked_batchnorm: str = "batch"
+    # BatchNorm in the masked forward: "train" as any training forward (MIC); "batch" the
+    # batch's statistics, running ones untouched; "running" the running ones (as at test time).
+    masked_batchnorm: str = "train"
     class_decoupling: str = "none"  # none | difficulty | reliability
     cdm_momentum: float = 0.99
     # Exponent g of the per-class normaliser n_k^g: 1 = eq. 13 (mean of class means),
@@ -129,6 +135,7 @@ class TrainConfig:
     lr: float = 6e-5
     head_lr_mult: float = 10.0
     weight_decay: float = 0.01
+    head_norm_decay: bool = True  # decay the head's BatchNorms (DAFormer: mmcv's "head" key first)
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_iters: int = 1500
     warmup_ratio: float = 1e-6
@@ -170,12 +177,18 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.val.kind": ("gta", "synthia", "cityscapes"),
     "data.sampling.strategy": ("uniform", "fixed_ratio", "rcs", "cam"),
     "model.backbone": tuple(f"mit_b{i}" for i in range(6)) + ("efficientnet_lite0",),
+    "model.head_init": ("mmcv", "pytorch"),
+    "adaptation.source_loss_average": ("all", "labelled"),
     "adaptation.mix": ("classmix", "none"),
+    "adaptation.classmix_classes": ("batch", "image"),
+    "adaptation.augment_decision": ("batch", "image"),
+    "adaptation.color_jitter_formulas": ("kornia", "torchvision"),
+    "adaptation.mask_grid": ("round", "ceil"),
     "adaptation.teacher_batchnorm": ("batch", "running"),
     "adaptation.feature_distillation": ("none", "fd", "fdm"),
     "adaptation.kd_features": ("backbone", "decoder"),
     "adaptation.masking": ("none", "block", "cam", "random", "grid"),
-    "adaptation.masked_batchnorm": ("batch", "running"),
+    "adaptation.masked_batchnorm": ("train", "batch", "running"),
     "adaptation.class_decoupling": ("none", "difficulty", "reliability"),
     "train.amp": ("auto", "bf16", "none"),
     "train.device": ("auto", "cpu", "cuda"),

@@ -7,13 +7,22 @@ from torch import Tensor
 
 from omuda.data.labels import IGNORE_INDEX
 
+AVERAGES: tuple[str, ...] = ("all", "labelled")
 
-def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
-    """Mean cross-entropy over labelled pixels; 0 (not NaN) when every pixel is ignored.
 
-    logits (B,K,H,W) float, labels (B,H,W) long with 255 = ignore -> scalar.
+def cross_entropy(logits: Tensor, labels: Tensor, average: str = "all") -> Tensor:
+    """Mean pixel cross-entropy; ignored pixels (255) add 0 to the sum.
+
+    logits (B,K,H,W) float, labels (B,H,W) long -> scalar float32.
+    average "all": the sum divided by all B*H*W pixels, ignored ones included (mmseg's
+    decode-head loss, as DAFormer and MIC compute it); "labelled": divided by the labelled
+    pixels only (0, not NaN, when every pixel is ignored).
     """
+    if average not in AVERAGES:
+        raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
     per_pixel = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX, reduction="none")
+    if average == "all":
+        return per_pixel.mean()
     valid = (labels != IGNORE_INDEX).sum()
     return per_pixel.sum() / valid.clamp(min=1)
 

@@ -10,9 +10,12 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from omuda.adaptation._random import uniform
+
+GRIDS: tuple[str, ...] = ("round", "ceil")
 
 
 def _upsample_cells(cells: Tensor, cell_size: int, height: int, width: int) -> Tensor:
@@ -21,23 +24,50 @@ def _upsample_cells(cells: Tensor, cell_size: int, height: int, width: int) -> T
     return expanded[:, :, :height, :width]
 
 
+def block_grid(height: int, width: int, block_size: int, grid: str = "round") -> tuple[int, int]:
+    """Rows and columns of blocks over a height x width image.
+
+    grid "round" (MIC): round(H/block) x round(W/block) (Python's round, at least 1), the
+    blocks then stretched to the image by nearest resizing; "ceil": ceil(H/block) x
+    ceil(W/block) blocks of exactly `block_size` pixels, cut at the border.
+    """
+    if grid not in GRIDS:
+        raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
+    divide = round if grid == "round" else math.ceil
+    return max(divide(height / block_size), 1), max(divide(width / block_size), 1)
+
+
+def blocks_to_pixels(
+    kept_blocks: Tensor, height: int, width: int, block_size: int, grid: str = "round"
+) -> Tensor:
+    """(B,1,h,w) block mask -> (B,1,height,width) pixel mask, as `block_grid` lays it out.
+
+    "round": nearest resizing (mmseg's `resize`, i.e. F.interpolate mode "nearest");
+    "ceil": each block repeated `block_size` times along both axes, then cropped.
+    """
+    if grid == "round":
+        return F.interpolate(kept_blocks, size=(height, width), mode="nearest")
+    return _upsample_cells(kept_blocks, block_size, height, width)
+
+
 def block_mask(
     shape: tuple[int, int, int],
     block_size: int = 32,
     mask_ratio: float = 0.7,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
+    grid: str = "round",
 ) -> Tensor:
     """MIC's random block mask: each block is kept where U(0,1) > mask_ratio.
 
-    shape (B,H,W) -> (B,1,H,W) float on `device`. The grid has ceil(H/block) x ceil(W/block)
-    blocks; blocks are nearest-upsampled and cropped, so sides need not divide by the block.
-    Draws one (B,1,ceil(H/block),ceil(W/block)) uniform tensor from `generator`.
+    shape (B,H,W) -> (B,1,H,W) float on `device`. Draws one (B,1,h,w) uniform tensor from
+    `generator`, (h,w) = `block_grid(H, W, block_size, grid)`, thresholds it and lays the
+    blocks out with `blocks_to_pixels`.
     """
     batch, height, width = shape
-    grid = (batch, 1, math.ceil(height / block_size), math.ceil(width / block_size))
-    kept_blocks = (uniform(grid, generator, device) > mask_ratio).float()
-    return _upsample_cells(kept_blocks, block_size, height, width)
+    rows, cols = block_grid(height, width, block_size, grid)
+    kept_blocks = (uniform((batch, 1, rows, cols), generator, device) > mask_ratio).float()
+    return blocks_to_pixels(kept_blocks, height, width, block_size, grid)
 
 
 def context_aware_mask(
@@ -47,19 +77,20 @@ def context_aware_mask(
     coarse_block: int = 32,
     mask_ratio: float = 0.7,
     generator: torch.Generator | None = None,
+    grid: str = "round",
 ) -> Tensor:
     """OMUDA's CAM (eqs. 6-7): fine blocks on foreground pixels, coarse blocks elsewhere.
 
     y_pseudo (B,H,W) long, the teacher's pseudo-label of the clean target -> (B,1,H,W) float
     on y_pseudo's device. A pixel whose pseudo-label is in `foreground_classes` takes the
     value of a `block_mask` with `fine_block`, every other pixel (ignore included) that of a
-    `block_mask` with `coarse_block`, both with `mask_ratio`. Draw order: the fine mask first,
-    then the coarse one, from the same `generator`.
+    `block_mask` with `coarse_block`, both with `mask_ratio` and `grid`. Draw order: the fine
+    mask first, then the coarse one, from the same `generator`.
     """
     shape = tuple(y_pseudo.shape)
     device = y_pseudo.device
-    fine = block_mask(shape, fine_block, mask_ratio, generator, device)
-    coarse = block_mask(shape, coarse_block, mask_ratio, generator, device)
+    fine = block_mask(shape, fine_block, mask_ratio, generator, device, grid)
+    coarse = block_mask(shape, coarse_block, mask_ratio, generator, device, grid)
     foreground_ids = torch.as_tensor(list(foreground_classes), dtype=y_pseudo.dtype, device=device)
     is_foreground = torch.isin(y_pseudo, foreground_ids).unsqueeze(1)
     return torch.where(is_foreground, fine, coarse)

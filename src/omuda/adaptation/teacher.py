@@ -85,7 +85,9 @@ def update_teacher(teacher: nn.Module, student: nn.Module, alpha: float) -> None
     """In place: teacher_params <- alpha * teacher_params + (1 - alpha) * student_params.
 
     Only parameters are averaged, as in DAFormer; buffers (BatchNorm running statistics and
-    counters) are copied from the student. Both modules must have the same architecture.
+    counters) are copied from the student (DAFormer's EMA model keeps its own, which its
+    batch-statistics forwards never read; copies stay identical across ranks without
+    SyncBatchNorm). Both modules must have the same architecture.
     """
     teacher_params = list(teacher.parameters())
     student_params = [param.detach() for param in student.parameters()]
@@ -97,9 +99,12 @@ def update_teacher(teacher: nn.Module, student: nn.Module, alpha: float) -> None
             f"{len(teacher_params)} vs {len(student_params)} parameters, "
             f"{len(teacher_buffers)} vs {len(student_buffers)} buffers"
         )
-    if teacher_params:
-        # lerp(t, s, w) = t + w (s - t); PyTorch evaluates w >= 0.5 as s - (s - t)(1 - w), so at
-        # alpha = 0 the teacher becomes the student bit for bit.
-        torch._foreach_lerp_(teacher_params, student_params, 1.0 - alpha)
+    if teacher_params and alpha == 0.0:
+        torch._foreach_copy_(teacher_params, student_params)  # DAFormer's `_init_ema_weights`
+    elif teacher_params:
+        # DAFormer's arithmetic, alpha * t + (1 - alpha) * s: a lerp rounds differently, enough
+        # to move a pseudo-label weight by a pixel.
+        torch._foreach_mul_(teacher_params, alpha)
+        torch._foreach_add_(teacher_params, student_params, alpha=1.0 - alpha)
     for teacher_buffer, student_buffer in zip(teacher_buffers, student_buffers, strict=True):
         teacher_buffer.copy_(student_buffer)

@@ -152,6 +152,7 @@ def build_student(cfg: Config) -> nn.Module:
         drop_path_rate=model.drop_path_rate,
         dropout=model.dropout,
         pretrained=model.pretrained,
+        head_init=model.head_init,
     )
 
 
@@ -196,6 +197,11 @@ def build_training_models(
         imagenet = build_imagenet_backbone(cfg).to(device)
     train = cfg.train
     optimizer = build_optimizer(
-        student, train.lr, train.weight_decay, train.head_lr_mult, train.betas
+        student,
+        train.lr,
+        train.weight_decay,
+        train.head_lr_mult,
+        train.betas,
+        head_norm_decay=train.head_norm_decay,
     )
     return TrainingModels(student, teacher, imagenet, optimizer)

@@ -9,13 +9,19 @@ _NORM_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
 
 
 def parameter_groups(
-    model: nn.Module, lr: float, weight_decay: float, head_lr_mult: float
+    model: nn.Module,
+    lr: float,
+    weight_decay: float,
+    head_lr_mult: float,
+    head_norm_decay: bool = True,
 ) -> list[dict]:
     """Split parameters into backbone/head x decay/no-decay groups.
 
     The decode head learns `head_lr_mult` times faster (DAFormer: x10) and normalisation
-    layers get no weight decay (DAFormer's `norm` decay_mult 0). Each group carries its
-    `base_lr`, which the schedule scales.
+    layers get no weight decay (DAFormer's `norm` decay_mult 0). With `head_norm_decay`
+    the head's normalisation layers are decayed like the rest of the head, as in DAFormer:
+    mmcv matches the custom key `head` before `norm`, and the head's BatchNorms are named
+    `bn`. Each group carries its `base_lr`, which the schedule scales.
     """
     no_decay_ids = {
         id(p)
@@ -28,7 +34,8 @@ def parameter_groups(
         if not param.requires_grad:
             continue
         is_head = name.startswith("decode_head.") or ".decode_head." in name
-        groups.setdefault((is_head, id(param) in no_decay_ids), []).append(param)
+        no_decay = id(param) in no_decay_ids and not (is_head and head_norm_decay)
+        groups.setdefault((is_head, no_decay), []).append(param)
     result = []
     for (is_head, no_decay), params in sorted(groups.items()):
         base_lr = lr * (head_lr_mult if is_head else 1.0)
@@ -50,11 +57,12 @@ def build_optimizer(
     weight_decay: float,
     head_lr_mult: float,
     betas: tuple[float, float],
+    head_norm_decay: bool = True,
 ) -> torch.optim.AdamW:
     """AdamW over `parameter_groups`; fused kernels on CUDA, foreach elsewhere."""
     on_cuda = next(model.parameters()).is_cuda
     return torch.optim.AdamW(
-        parameter_groups(model, lr, weight_decay, head_lr_mult),
+        parameter_groups(model, lr, weight_decay, head_lr_mult, head_norm_decay),
         lr=lr,
         betas=betas,
         weight_decay=weight_decay,

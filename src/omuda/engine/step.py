@@ -5,7 +5,8 @@ teacher update -> source loss -> feature distillation (FD or FDM) -> pseudo-labe
 ClassMix -> strong augmentation -> target loss L_T -> CDM statistic -> masked loss L_M (MIC
 block mask or OMUDA's context-aware mask) -> optimiser step.
 Every term can be switched off in `AdaptationConfig`; with everything off it is plain
-supervised training on the source.
+supervised training on the source. Every random decision (pasted classes, augmentation
+parameters, keep mask) is asked from a `StepDraws`, so recorded decisions can be replayed.
 
 Each domain's graph is freed by its own backward (as DAFormer does) so peak memory holds
 one forward at a time; gradients accumulate and the optimiser steps once.
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from omuda.adaptation.augment import strong_augment
+from omuda.adaptation.augment import AugmentParams, strong_augment
 from omuda.adaptation.class_decoupling import (
     class_balanced_cross_entropy,
     class_weights,
@@ -36,13 +37,7 @@ from omuda.adaptation.feature_distance import (
     thing_cell_mask,
 )
 from omuda.adaptation.losses import cross_entropy, weighted_cross_entropy
-from omuda.adaptation.masking import (
-    apply_mask,
-    block_mask,
-    context_aware_mask,
-    grid_mask,
-    random_patch_mask,
-)
+from omuda.adaptation.masking import apply_mask
 from omuda.adaptation.pseudo_labels import pseudo_labels
 from omuda.adaptation.relational_kd import foreground_cell_pairs, relational_kd_loss
 from omuda.adaptation.teacher import ema_alpha, update_teacher
@@ -50,6 +45,7 @@ from omuda.config import AdaptationConfig
 from omuda.data.labels import IGNORE_INDEX
 from omuda.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 from omuda.engine.distributed import all_reduce_sum_
+from omuda.engine.step_draws import StepDraws
 
 
 @dataclass
@@ -57,7 +53,7 @@ class StepState:
     """What the step carries from one iteration to the next (saved in checkpoints)."""
 
     iteration: int
-    generator: torch.Generator  # mixing, augmentation, masks, KD cells (reseeded each step)
+    generator: torch.Generator  # StepDraws' source: mixing, augmentation, masks, KD cells
     class_disagreement: Tensor  # (K,) CDM: EMA of the per-class disagreement rate
     class_disagreement_updates: Tensor  # (K,) CDM: batches in which each class was seen
 
@@ -106,14 +102,18 @@ def train_step(
     autocast: Callable[[], contextlib.AbstractContextManager],
     average_gradients: Callable[[], None],
     timer: SectionTimer | None = None,
+    draws: StepDraws | None = None,
 ) -> dict[str, Tensor]:
     """Run one iteration and return the detached loss terms (no host sync inside).
 
-    batch_src: {"image": uint8 (B,3,H,W), "label": long (B,H,W)}, on the device.
-    batch_tgt: {"image": uint8 (B,3,H,W)} or None for source-only training.
+    batch_src: {"image": (B,3,H,W) uint8, or float32 already ImageNet-normalised,
+    "label": long (B,H,W)}, on the device.
+    batch_tgt: {"image": (B,3,H,W) as above} or None for source-only training.
+    draws: the step's random decisions; by default `StepDraws(state.generator)`.
     """
     timer = timer or SectionTimer(torch.device("cpu"))
-    x_src = normalize(batch_src["image"])
+    draws = draws or StepDraws(state.generator)
+    x_src = _normalised(batch_src["image"])
     y_src = batch_src["label"]
     num_classes = state.class_disagreement.numel()
     losses: dict[str, Tensor] = {}
@@ -128,13 +128,20 @@ def train_step(
     distill = cfg.feature_distillation != "none" and imagenet_backbone is not None
     with timer("source"), autocast():
         out_src = student(x_src, return_features=distill)
-        loss_source = cross_entropy(out_src.logits, y_src)
+        loss_source = cross_entropy(out_src.logits, y_src, average=cfg.source_loss_average)
         losses["source"] = loss_source.detach()
 
         # 3. Feature distillation on thing-class cells: DAFormer's FD or OMUDA's FDM.
         if distill:
             loss_distill = _distillation_loss(
-                out_src, x_src, y_src, imagenet_backbone, cfg, thing_classes, state, num_classes
+                out_src,
+                x_src,
+                y_src,
+                imagenet_backbone,
+                cfg,
+                thing_classes,
+                draws.generator,
+                num_classes,
             )
             losses[cfg.feature_distillation] = loss_distill.detach()
             loss_source = loss_source + loss_distill
@@ -143,7 +150,7 @@ def train_step(
     del out_src
 
     if teacher is not None and batch_tgt is not None:
-        x_tgt = normalize(batch_tgt["image"])
+        x_tgt = _normalised(batch_tgt["image"])
 
         # 4. Pseudo-labels from the teacher on the clean target image.
         with timer("teacher"), torch.no_grad(), autocast():
@@ -169,14 +176,16 @@ def train_step(
         #      (mix "none": plain mean teacher, the augmented target image alone.)
         with timer("mix"):
             if cfg.mix == "classmix":
+                chosen = draws.mix_classes(y_src, cfg)
                 x_mix, y_mix, w_mix, pasted = classmix(
-                    x_src, y_src, x_tgt, y_pseudo, w_pseudo, generator=state.generator
+                    x_src, y_src, x_tgt, y_pseudo, w_pseudo, chosen
                 )
             else:
                 x_mix, y_mix, w_mix = x_tgt, y_pseudo, w_pseudo
                 pasted = torch.zeros_like(w_pseudo).unsqueeze(1)
-            if cfg.augment:
-                x_mix = _augment(x_mix, cfg, state.generator)
+            if cfg.augment:  # each mixed image its own jitter call, as DACS
+                params = draws.augmentation(x_mix.shape[0], x_mix.device, cfg, one_call=False)
+                x_mix = _augment(x_mix, cfg, params)
         with timer("target"), autocast():
             logits_mix = student(x_mix).logits
             loss_target = _target_loss(
@@ -210,14 +219,16 @@ def train_step(
         del logits_mix
 
         # 8. Masked consistency L_M: the student sees a masked (augmented) target image
-        #    and must predict the teacher's pseudo-label of the clean image.
+        #    and must predict the teacher's (un-mixed) pseudo-label and weight of the clean one.
         if cfg.masking != "none":
             with timer("mask"):
-                keep = _keep_mask(cfg, y_pseudo, thing_classes, state.generator)
-                x_masked = _augment(x_tgt, cfg, state.generator) if cfg.augment else x_tgt
+                x_masked = x_tgt
+                if cfg.augment:  # MIC: its own draws, one jitter call for the batch
+                    params = draws.augmentation(x_tgt.shape[0], x_tgt.device, cfg, one_call=True)
+                    x_masked = _augment(x_tgt, cfg, params)
+                keep = draws.keep_mask(y_pseudo, cfg, thing_classes)
                 x_masked = apply_mask(x_masked, keep)
-            # Masked images (70% zeros) must not enter BatchNorm's running statistics: the
-            # evaluated student would normalise clean images with them.
+            # BatchNorm of the masked forward: `_masked_batchnorm` (MIC: plain train mode).
             with (
                 timer("masked"),
                 autocast(),
@@ -247,7 +258,7 @@ def _distillation_loss(
     imagenet_backbone: nn.Module,
     cfg: AdaptationConfig,
     thing_classes: tuple[int, ...],
-    state: StepState,
+    generator: torch.Generator | None,
     num_classes: int,
 ) -> Tensor:
     """FD (L2 to frozen ImageNet features) or FDM (relational KD) on source thing cells."""
@@ -273,7 +284,7 @@ def _distillation_loss(
     mask = thing_cell_mask(cells, thing_classes)
     # A fixed number of cells (foreground first, `valid` marks them) avoids a host sync.
     f_student, f_teacher, valid = foreground_cell_pairs(
-        feat_student, feat_imagenet, mask, max_cells=cfg.kd_max_cells, generator=state.generator
+        feat_student, feat_imagenet, mask, max_cells=cfg.kd_max_cells, generator=generator
     )
     return cfg.kd_lambda * relational_kd_loss(f_student, f_teacher, valid)
 
@@ -307,56 +318,33 @@ def _target_loss(
     return pasted_source + target_region.mean() * decoupled
 
 
-def _augment(x: Tensor, cfg: AdaptationConfig, generator: torch.Generator) -> Tensor:
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device)
-    std = torch.tensor(IMAGENET_STD, device=x.device)
-    return strong_augment(
-        x,
-        mean,
-        std,
-        generator=generator,
-        jitter_p=cfg.color_jitter_p,
-        blur_p=cfg.blur_p,
-        strength=cfg.color_jitter_strength,
-    )
+def _augment(x: Tensor, cfg: AdaptationConfig, params: AugmentParams) -> Tensor:
+    # DACS's mean / std in pixel units, as `denorm_` / `renorm_` use them.
+    mean = 255.0 * torch.tensor(IMAGENET_MEAN, dtype=torch.float64, device=x.device)
+    std = 255.0 * torch.tensor(IMAGENET_STD, dtype=torch.float64, device=x.device)
+    return strong_augment(x, mean, std, params, formulas=cfg.color_jitter_formulas)
 
 
-def _keep_mask(
-    cfg: AdaptationConfig,
-    y_pseudo: Tensor,
-    thing_classes: tuple[int, ...],
-    generator: torch.Generator,
-) -> Tensor:
-    """(B,1,H,W) keep mask of the configured masking strategy."""
-    shape = tuple(y_pseudo.shape)
-    device = y_pseudo.device
-    if cfg.masking == "cam":
-        return context_aware_mask(
-            y_pseudo,
-            thing_classes,
-            fine_block=cfg.cam_fine_block,
-            coarse_block=cfg.cam_coarse_block,
-            mask_ratio=cfg.mask_ratio,
-            generator=generator,
-        )
-    if cfg.masking == "block":
-        return block_mask(shape, cfg.mask_block_size, cfg.mask_ratio, generator, device)
-    if cfg.masking == "random":
-        return random_patch_mask(shape, cfg.mask_block_size, cfg.mask_ratio, generator, device)
-    return grid_mask(shape, cfg.mask_block_size, cfg.mask_ratio, generator, device)
+def _normalised(images: Tensor) -> Tensor:
+    """uint8 images -> ImageNet-normalised float32; float images are normalised already."""
+    return normalize(images) if images.dtype == torch.uint8 else images
 
 
 @contextlib.contextmanager
 def _masked_batchnorm(model: nn.Module, statistics: str) -> Iterator[None]:
-    """BatchNorm for the masked forward; its running statistics are left alone either way.
+    """BatchNorm for the masked forward.
 
-    "batch": normalise with the batch's own statistics (train mode, momentum 0).
-    "running": normalise with the running statistics (eval mode; gradients still flow).
+    "train": as every training forward (MIC): the batch's own statistics, which also enter
+    the running statistics. "batch": the batch's own statistics, running statistics left
+    alone (momentum 0). "running": the running statistics (eval mode; gradients still flow).
     """
-    if statistics not in ("batch", "running"):
+    if statistics not in ("train", "batch", "running"):
         raise ValueError(
-            f"masked BatchNorm statistics must be batch or running, got {statistics!r}"
+            f"masked BatchNorm statistics must be train, batch or running, got {statistics!r}"
         )
+    if statistics == "train":
+        yield
+        return
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(norm.momentum, norm.training) for norm in norms]
     for norm in norms:
