@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,75 @@ def shared_dir() -> Path:
         if str(path) and (path / "samples").is_dir():
             return path
     pytest.skip("shared/ folder with real samples not found beside the checkout")
+
+
+GOLDEN_ENV = "OMUDA_GOLDEN"
+PARITY_REPORT_ENV = "OMUDA_PARITY_REPORT"
+
+
+class Golden:
+    """The original DAFormer / MIC code's recorded vectors: NAME.safetensors + NAME.json."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def load(self, name: str) -> tuple[dict[str, torch.Tensor], dict]:
+        from safetensors.torch import load_file
+
+        tensors_path = self.root / f"{name}.safetensors"
+        tensors = load_file(str(tensors_path)) if tensors_path.is_file() else {}
+        return tensors, json.loads((self.root / f"{name}.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def golden() -> Golden:
+    """Golden vectors from $OMUDA_GOLDEN, else shared/reference/golden beside the checkout."""
+    configured = os.environ.get(GOLDEN_ENV)
+    root = Path(configured) if configured else REPO_ROOT.parent / "shared/reference/golden"
+    if not (root / "MANIFEST.json").is_file():
+        pytest.skip(f"parity: no golden vectors at {root} (set {GOLDEN_ENV})")
+    return Golden(root)
+
+
+class ParityRecorder:
+    """Compares with golden values and keeps the largest difference of each named check."""
+
+    def __init__(self) -> None:
+        self.largest: dict[str, dict[str, float]] = {}
+
+    def close(
+        self, check: str, actual: object, expected: object, atol: float = 0.0, rtol: float = 0.0
+    ) -> None:
+        """assert_close(actual, expected) in float64, recording the largest absolute and
+        relative differences and the largest |expected|."""
+        actual, expected = _float64(actual), _float64(expected)
+        entry = self.largest.setdefault(
+            check, {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "max_abs_expected": 0.0}
+        )
+        if expected.numel() and actual.shape == expected.shape:
+            diff = (actual - expected).abs()
+            relative = diff[expected != 0] / expected[expected != 0].abs()
+            entry["max_abs_diff"] = max(entry["max_abs_diff"], diff.max().item())
+            if relative.numel():
+                entry["max_rel_diff"] = max(entry["max_rel_diff"], relative.max().item())
+            scale = expected.abs().max().item()
+            entry["max_abs_expected"] = max(entry["max_abs_expected"], scale)
+        torch.testing.assert_close(
+            actual, expected, atol=atol, rtol=rtol, msg=lambda m: f"{check}: {m}"
+        )
+
+
+def _float64(value: object) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.detach().double().cpu()
+    return torch.tensor(value, dtype=torch.float64)  # Python / numpy numbers keep float64
+
+
+@pytest.fixture(scope="session")
+def parity() -> Iterator[ParityRecorder]:
+    """Recorder of the parity checks; with $OMUDA_PARITY_REPORT set, written there as JSON."""
+    recorder = ParityRecorder()
+    yield recorder
+    report = os.environ.get(PARITY_REPORT_ENV)
+    if report:
+        Path(report).write_text(json.dumps(recorder.largest, indent=1, sort_keys=True))
