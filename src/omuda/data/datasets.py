@@ -109,6 +109,16 @@ class SegmentationDataset(Dataset):
                 f"{label_path} holds ids outside the 19 train ids and 255: it is not a train-id"
                 " label (delete it and run `omuda prepare` again)"
             )
+        label_size = (label.shape[1], label.shape[0])
+        expected = label_size  # evaluation on a resized copy: the image alone is resized
+        if self.resized_copy is not None and self.crop_size is None:
+            expected = transforms.keep_ratio_size(*label_size, self.scale)
+        if (image.shape[1], image.shape[0]) != expected:
+            raise OmudaError(
+                f"{label_path} is {label_size[0]}x{label_size[1]} pixels but its image"
+                f" {image_path} is {image.shape[1]}x{image.shape[0]}: a label must have the"
+                " same size as its image (run `omuda prepare` again, or restore the label)"
+            )
         return image, label, stem
 
     def __getitem__(self, request: SampleRequest | int) -> dict:

@@ -10,6 +10,7 @@ index of usable training samples: a sample with any problem is left out of them.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from omuda.data import io, labels
+from omuda.data.workers import exit_with_parent
 from omuda.errors import OmudaError
 
 STATS_FILE = "sample_class_stats.json"
@@ -278,7 +280,9 @@ def _map_samples(samples: list[_Sample], workers: int) -> Iterable[_SampleResult
     if workers <= 1:
         return map(_process_sample, samples)
     chunksize = max(1, len(samples) // (workers * 16))
-    executor = ProcessPoolExecutor(max_workers=workers)
+    executor = ProcessPoolExecutor(
+        max_workers=workers, initializer=exit_with_parent, initargs=(os.getpid(),)
+    )
 
     def ordered_results() -> Iterator[_SampleResult]:
         with executor:
@@ -311,6 +315,8 @@ def prepare_dataset(
         raise OmudaError(f"workers must be 0 or more, got {workers}")
     root = Path(root)
     samples = _discover(kind, root)
+    if not samples:
+        raise OmudaError(f"no samples found in {root}: its image and label folders are empty")
     out_dir = root if out_dir is None else Path(out_dir)
 
     report = PrepareReport()
