@@ -2,8 +2,9 @@
 
 One place holds every default (the paper's GTA5->Cityscapes settings); a YAML file lists
 only what differs, and `KEY=VALUE` overrides use dotted names (`train.iters=100`).
-Unknown keys and wrong types are rejected with the list of valid names. No inheritance
-between files and no code in configs.
+Unknown keys and wrong types are rejected with the list of valid names, numbers outside
+their range (`omuda.config_ranges`) with the range. No inheritance between files and no
+code in configs; YAML is read by `omuda.config_yaml` (plain data, bounded size).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any, Union
 
 import yaml
 
+from omuda.config_ranges import check_range
+from omuda.config_yaml import load_yaml, read_yaml_file
 from omuda.data.labels import THING_CLASSES
-from omuda.errors import OmudaError
+from omuda.errors import OmudaError, shorten
 
 
 @dataclass
@@ -216,23 +219,23 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
                 return _coerce(value, option, key)
             except OmudaError as error:
                 errors.append(str(error))
-        raise OmudaError(errors[0] if errors else f"{key}: invalid value {value!r}")
+        raise OmudaError(errors[0] if errors else f"{key}: invalid value {shorten(value)}")
     if origin is tuple:
         args = typing.get_args(annotation)
         if not isinstance(value, (list, tuple)):
-            raise OmudaError(f"{key} must be a list, got {value!r}")
+            raise OmudaError(f"{key} must be a list, got {shorten(value)}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(v, args[0], key) for v in value)
         if len(value) != len(args):
-            raise OmudaError(f"{key} must have {len(args)} entries, got {list(value)!r}")
+            raise OmudaError(f"{key} must have {len(args)} entries, got {shorten(value)}")
         return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
     if annotation is bool:
         if not isinstance(value, bool):
-            raise OmudaError(f"{key} must be true or false, got {value!r}")
+            raise OmudaError(f"{key} must be true or false, got {shorten(value)}")
         return value
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise OmudaError(f"{key} must be an integer, got {value!r}")
+            raise OmudaError(f"{key} must be an integer, got {shorten(value)}")
         return value
     if annotation is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
@@ -241,11 +244,11 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise OmudaError(f"{key} must be a number, got {value!r}")
+            raise OmudaError(f"{key} must be a number, got {shorten(value)}")
         return float(value)
     if annotation is str:
         if not isinstance(value, str):
-            raise OmudaError(f"{key} must be a string, got {value!r}")
+            raise OmudaError(f"{key} must be a string, got {shorten(value)}")
         return value
     raise OmudaError(f"{key}: unsupported config type {annotation!r}")
 
@@ -259,17 +262,18 @@ def _apply(obj: Any, updates: dict[str, Any], prefix: str) -> None:
             valid = ", ".join(f"{prefix}{name}" for name in types_by_name)
             close = difflib.get_close_matches(str(key), list(types_by_name), n=1)
             hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
-            raise OmudaError(f"unknown config key {dotted!r}{hint}; valid keys: {valid}")
+            raise OmudaError(f"unknown config key {shorten(dotted)}{hint}; valid keys: {valid}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise OmudaError(f"{dotted} must be a mapping of its fields, got {value!r}")
+                raise OmudaError(f"{dotted} must be a mapping of its fields, got {shorten(value)}")
             _apply(current, value, f"{dotted}.")
             continue
         value = _coerce(value, types_by_name[key], dotted)
         choices = CHOICES.get(dotted)
         if choices is not None and value not in choices:
-            raise OmudaError(f"{dotted} must be one of {', '.join(choices)}; got {value!r}")
+            raise OmudaError(f"{dotted} must be one of {', '.join(choices)}; got {shorten(value)}")
+        check_range(dotted, value)
         setattr(obj, key, value)
 
 
@@ -286,10 +290,10 @@ def _nest(dotted: str, value: Any) -> dict[str, Any]:
 def parse_override(text: str) -> tuple[str, Any]:
     """`"train.iters=100"` -> `("train.iters", 100)`; the value is parsed as YAML."""
     if "=" not in text:
-        raise OmudaError(f"override {text!r} must look like KEY=VALUE, e.g. train.iters=100")
+        raise OmudaError(f"override {shorten(text)} must look like KEY=VALUE, e.g. train.iters=100")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw, f"the value of {shorten(key.strip())}") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
@@ -306,52 +310,10 @@ def config_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]
     return config
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (YAML keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *anchor` merges are expanded by SafeLoader itself
-            key = self.construct_object(key_node, deep=True)
-            try:
-                repeated = key in seen
-            except TypeError:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} cannot be a mapping key", key_node.start_mark
-                ) from None
-            if repeated:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _strict_safe_load(text: str) -> Any:
-    """`yaml.safe_load` (plain data, never code) that also refuses duplicate keys."""
-    loader = _StrictLoader(text)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
-
-
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a YAML config file (only keys that differ from the defaults) and apply overrides."""
     path = Path(path)
-    if not path.is_file():
-        raise OmudaError(f"config file not found: {path}")
-    try:
-        raw = _strict_safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError:
-        raise OmudaError(f"{path} is not a UTF-8 text file") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise OmudaError(f"{path} is not valid YAML{where}: {problem}") from None
+    raw = read_yaml_file(path) or {}
     if not isinstance(raw, dict):
         raise OmudaError(f"{path} must hold a mapping of config sections")
     return config_from_dict(raw, overrides)
@@ -388,6 +350,13 @@ def validate(config: Config) -> None:
         raise OmudaError("data.batch_size must be at least 1")
     if min(data.crop_size) < 32:
         raise OmudaError("data.crop_size must be at least 32x32")
+    for name in ("source", "target") if adaptation.self_training else ("source",):
+        scale = getattr(data, name).scale
+        if max(data.crop_size) > max(scale):
+            raise OmudaError(
+                f"data.crop_size {list(data.crop_size)} is larger than any image resized to"
+                f" data.{name}.scale {list(scale)}: each side must be at most {max(scale)}"
+            )
     if not 0.0 <= adaptation.mask_ratio < 1.0:
         raise OmudaError("adaptation.mask_ratio must be in [0, 1)")
     if not 1 <= adaptation.distill_stage <= 4:
