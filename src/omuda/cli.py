@@ -6,9 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from omuda import __version__
 from omuda.errors import OmudaError
+from omuda.limits import MAX_ASPECT_RATIO, MAX_IMAGE_SIDE
+
+# The longest error line printed; a message never echoes unbounded input.
+_MAX_ERROR_CHARS = 500
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -40,7 +45,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         print(f"problem: {problem}", file=sys.stderr)
     print(f"prepare {args.kind} {args.root}: {report.summary()}")
     if args.resize is None:
-        return 1 if report.problems else 0
+        _fail_on_problems(len(report.problems))
+        return 0
 
     from omuda.data.datasets import all_pairs
     from omuda.data.resized import write_resized_copy
@@ -56,7 +62,17 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     for problem in resized.problems:
         print(f"problem: {problem}", file=sys.stderr)
     print(resized.summary())
-    return 1 if report.problems or resized.problems else 0
+    _fail_on_problems(len(report.problems) + len(resized.problems))
+    return 0
+
+
+def _fail_on_problems(count: int) -> None:
+    """After the problems are listed: exit status 2 with the one closing error line."""
+    if count:
+        noun = "problem" if count == 1 else "problems"
+        raise OmudaError(
+            f"prepare found {count} {noun} (listed above); the samples concerned are left out"
+        )
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -76,14 +92,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from omuda.data.io import atomic_write_bytes
     from omuda.engine import builders
     from omuda.engine.checkpoint import load_model_for_inference, resolve_checkpoint
     from omuda.engine.distributed import init_distributed
-    from omuda.engine.evaluate import evaluate
+    from omuda.engine.evaluate import check_result_path, evaluate
     from omuda.engine.train import amp_dtype
 
     checkpoint = resolve_checkpoint(Path(args.checkpoint))
     cfg, model = load_model_for_inference(checkpoint, args.overrides, args.weights)
+    suffix = ".teacher.eval.json" if args.weights == "teacher" else ".eval.json"
+    out = Path(args.out) if args.out else checkpoint.with_suffix(suffix)
+    datasets = (cfg.data.source, cfg.data.target, cfg.data.val)
+    check_result_path(out, checkpoint, [builders.dataset_root(cfg, d) for d in datasets])
     dist_info = init_distributed(cfg.train.device)
     model.to(dist_info.device)
     result = evaluate(
@@ -101,10 +122,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
     if dist_info.rank == 0:
         print(result.table())
-        suffix = ".teacher.eval.json" if args.weights == "teacher" else ".eval.json"
-        out = Path(args.out) if args.out else checkpoint.with_suffix(suffix)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result.to_dict(), indent=2))
+        atomic_write_bytes(out, json.dumps(result.to_dict(), indent=2).encode())
         print(f"results written to {out}")
     return 0
 
@@ -194,14 +212,25 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage mistakes end as one `omuda: error: ...` line, like every failure."""
+
+    def error(self, message: str) -> NoReturn:
+        raise OmudaError(f"{message} (see `{self.prog} --help`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `omuda` argument parser with one subcommand per job."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="omuda",
         description="Unsupervised domain adaptation for semantic segmentation "
         "(DAFormer, MIC and OMUDA self-training).",
         epilog="workflow: omuda synth data/synthetic (or get GTA5/Cityscapes) -> omuda prepare"
-        " KIND ROOT -> omuda train CONFIG -> omuda evaluate / predict / compare",
+        " KIND ROOT -> omuda train CONFIG -> omuda evaluate / predict / compare. "
+        f"Images may be at most {MAX_IMAGE_SIDE} x {MAX_IMAGE_SIDE} pixels, no side more than"
+        f" {MAX_ASPECT_RATIO} times the other; larger ones are refused from their header,"
+        " before decoding. Every failure ends with one line `omuda: error: ...` and exit"
+        " status 2 (docs/RELIABILITY.md).",
     )
     parser.add_argument("--version", action="version", version=f"omuda {__version__}")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -246,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", help="a YAML config, e.g. configs/synthetic/omuda.yaml")
     train.add_argument("--work-dir", help="default: work_dirs/<config name>")
     train.add_argument("--resume", action="store_true", help="continue from latest.pt")
-    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    train.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE")
     train.set_defaults(run=_cmd_train)
 
     evaluate = commands.add_parser(
@@ -264,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="student",
         help="teacher: the EMA teacher (on data.val.split=train: pseudo-label quality)",
     )
-    evaluate.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    evaluate.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE")
     evaluate.set_defaults(run=_cmd_evaluate)
 
     predict = commands.add_parser(
@@ -305,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     ablation.add_argument("--work-dir", default="work_dirs/ablation")
     ablation.add_argument("--parallel", type=int, default=1, help="runs at a time")
     ablation.add_argument("--summary-only", action="store_true", help="only summarise")
-    ablation.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    ablation.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE")
     ablation.set_defaults(run=_cmd_ablation)
 
     bench = commands.add_parser(
@@ -317,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", choices=("cpu", "cuda"))
     bench.add_argument("--flops", action="store_true", help="also count FLOP per iteration")
     bench.add_argument("--out", help="JSON report")
-    bench.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    bench.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE")
     bench.set_defaults(run=_cmd_bench)
     return parser
 
@@ -327,19 +356,23 @@ def _one_line(error: BaseException) -> str:
     text = str(error).strip()
     if "Original Traceback" in text:
         text = text.splitlines()[-1].split("OmudaError: ", 1)[-1]
-    return text.splitlines()[0] if text else type(error).__name__
+    return _clip(text.splitlines()[0] if text else type(error).__name__)
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= _MAX_ERROR_CHARS else line[: _MAX_ERROR_CHARS - 3] + "..."
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `omuda` console script."""
     parser = build_parser()
-    # KEY=VALUE overrides may come before or after options (`bench C --iters 5 a.b=1`).
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        if not hasattr(args, "overrides") or any("=" not in item for item in extra):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.overrides = [*args.overrides, *extra]
     try:
+        # KEY=VALUE overrides may come before or after options (`bench C --iters 5 a.b=1`).
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            if not hasattr(args, "overrides") or any("=" not in item for item in extra):
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            args.overrides = [*args.overrides, *extra]
         return args.run(args)
     except OmudaError as error:
         print(f"omuda: error: {_one_line(error)}", file=sys.stderr)
@@ -349,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except OSError as error:  # an unwritable --out, a full disk, a file where a folder goes
         where = f"{error.filename}: " if error.filename else ""
-        print(f"omuda: error: {where}{error.strerror or error}", file=sys.stderr)
+        print(f"omuda: error: {_clip(f'{where}{error.strerror or error}')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("omuda: interrupted", file=sys.stderr)

@@ -8,8 +8,11 @@ intersections and unions are summed over the whole split before the IoU is taken
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -194,6 +197,36 @@ def comparison_table(results: dict[str, dict]) -> str:
     if len(lengths) > 1:
         raise OmudaError(f"the evaluations score different numbers of classes: {sorted(lengths)}")
     return iou_table(columns)
+
+
+def check_result_path(out: Path, checkpoint: Path, input_folders: Sequence[Path]) -> None:
+    """OmudaError unless `out` may receive an evaluation result: a .json file outside every
+    input folder that does not exist yet or holds an earlier result. A checkpoint (or its
+    hard link), a config or a dataset file is never replaced."""
+    out = Path(out)
+    if out.suffix.lower() != ".json" or out.is_dir():
+        raise OmudaError(
+            f"--out {out} must name a .json file: evaluation never replaces a checkpoint, a"
+            " config or a data file"
+        )
+    if out.exists() and out.samefile(checkpoint):
+        raise OmudaError(f"--out {out} is the checkpoint itself; it is left as it is")
+    for folder in input_folders:
+        if out.resolve().is_relative_to(Path(folder).resolve()):
+            raise OmudaError(f"--out {out} lies in the dataset folder {folder}: choose another")
+    if out.exists() and not _holds_result(out):
+        raise OmudaError(f"--out {out} exists and is not an evaluation result; it is left as it is")
+
+
+def _holds_result(path: Path) -> bool:
+    """True for a JSON file written by `omuda evaluate` or `omuda train` (eval.json)."""
+    try:
+        if path.stat().st_size > 1 << 20:
+            return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and ("iou" in data or "eval" in data)
 
 
 @dataclass

@@ -20,22 +20,31 @@ OUTPUT_SUFFIXES = ("_pred", "_trainIds", "_overlay")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-def collect_images(inputs: list[Path]) -> list[Path]:
+def _output_paths(out_dir: Path, image_path: Path) -> list[Path]:
+    """The files written for one image: colours, train ids, overlay."""
+    return [out_dir / f"{image_path.stem}{suffix}.png" for suffix in OUTPUT_SUFFIXES]
+
+
+def collect_images(inputs: list[Path], out_dir: Path | None = None) -> list[Path]:
     """Image files named by `inputs`: files as given, folders searched recursively for
-    *.png, *.jpg, *.jpeg (any case), each folder's files sorted.
+    *.png, *.jpg, *.jpeg (any case), each folder's files sorted. When `out_dir` lies inside
+    a searched folder, its files (earlier predictions) are not inputs.
 
     Raises OmudaError for a missing path, a folder without images, or two images that
     would write the same output names (same stem).
     """
     images: list[Path] = []
+    outputs = None if out_dir is None else Path(out_dir).resolve()
     for path in map(Path, inputs):
         if path.is_dir():
+            below = outputs is not None and outputs.is_relative_to(path.resolve())
+            skipped = outputs if below and outputs != path.resolve() else None
             found = sorted(
                 file
                 for file in path.rglob("*")
                 if file.is_file()
                 and file.suffix.lower() in IMAGE_SUFFIXES
-                and not file.stem.endswith(OUTPUT_SUFFIXES)  # our own outputs, from a rerun
+                and not (skipped and file.resolve().is_relative_to(skipped))
             )
             if not found:
                 raise OmudaError(f"no .png/.jpg/.jpeg images found under {path}")
@@ -118,8 +127,16 @@ def predict_paths(
         raise OmudaError(f"overlay alpha must lie in [0, 1], got {overlay_alpha}")
     if mode not in INFERENCE_MODES:
         raise OmudaError(f"unknown inference mode {mode!r}; valid: {', '.join(INFERENCE_MODES)}")
-    image_paths = collect_images(inputs)
     out_dir = Path(out_dir)
+    image_paths = collect_images(inputs, out_dir)
+    by_resolved = {image.resolve(): image for image in image_paths}
+    for image_path in image_paths:  # before anything is written
+        for output in _output_paths(out_dir, image_path):
+            if output.resolve() in by_resolved:
+                raise OmudaError(
+                    f"{output} would overwrite the input image {by_resolved[output.resolve()]};"
+                    " choose an --out folder apart from the inputs"
+                )
     device = torch.device(device)
     written: list[Path] = []
     was_training = model.training
@@ -129,9 +146,7 @@ def predict_paths(
             image = read_image(image_path)
             train_ids = predict_image(model, image, device, scale, mode, crop_size, stride)
             colours = colorize(train_ids)
-            pred_path = out_dir / f"{image_path.stem}_pred.png"
-            train_ids_path = out_dir / f"{image_path.stem}_trainIds.png"
-            overlay_path = out_dir / f"{image_path.stem}_overlay.png"
+            pred_path, train_ids_path, overlay_path = _output_paths(out_dir, image_path)
             write_image(pred_path, colours)
             write_label(train_ids_path, train_ids)
             write_image(overlay_path, overlay(image, colours, overlay_alpha))

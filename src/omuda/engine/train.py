@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import math
+import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,13 +19,16 @@ from tqdm import tqdm
 
 from omuda.config import Config, config_to_dict, save_config
 from omuda.data.datasets import collate
+from omuda.data.io import atomic_write_bytes
+from omuda.data.workers import exit_with_parent
 from omuda.engine import builders
 from omuda.engine.checkpoint import load_checkpoint, save_training_checkpoint
-from omuda.engine.distributed import DistInfo, cleanup, init_distributed
+from omuda.engine.distributed import DistInfo, all_reduce_sum_, cleanup, init_distributed
 from omuda.engine.evaluate import EvalResult, evaluate
 from omuda.engine.logging import MetricLogger
 from omuda.engine.optim import lr_factor, set_learning_rate
 from omuda.engine.step import StepState, train_step
+from omuda.engine.workdir_lock import hold_work_dir
 from omuda.errors import OmudaError
 
 
@@ -50,22 +55,42 @@ def infinite_loader(
     workers: int,
     device: torch.device,
 ) -> Iterator[dict]:
-    """Batches from an infinite sampler, moved to the device without blocking."""
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        collate_fn=collate,
-        pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0,
-        prefetch_factor=4 if workers > 0 else None,
-        drop_last=True,
-    )
-    # Create the iterator now: it draws a seed from the global RNG, which must happen
-    # before the loop reseeds that RNG per iteration (or resumed runs would differ).
-    batches = iter(loader)
-    return (_to_device(batch, device) for batch in batches)
+    """Batches from an infinite sampler, moved to the device without blocking.
+
+    The worker processes end with this process, even when it is killed.
+    """
+    with warnings.catch_warnings():
+        # torch warns when the configured workers outnumber the CPUs; data.workers says so.
+        warnings.filterwarnings("ignore", "This DataLoader will create", UserWarning)
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            collate_fn=collate,
+            pin_memory=device.type == "cuda",
+            worker_init_fn=functools.partial(exit_with_parent, os.getpid()),
+            persistent_workers=workers > 0,
+            prefetch_factor=4 if workers > 0 else None,
+            drop_last=True,
+        )
+        # Create the iterator now: it draws a seed from the global RNG, which must happen
+        # before the loop reseeds that RNG per iteration (or resumed runs would differ).
+        batches = iter(loader)
+    return _on_device(batches, device)
+
+
+def _on_device(batches: Iterator[dict], device: torch.device) -> Iterator[dict]:
+    """The batches on `device`; closing this generator, or a failed batch, stops the
+    loader's workers at once (left to garbage collection, a failed run's loader would stop
+    them only after a 5-second timeout each)."""
+    try:
+        for batch in batches:
+            yield _to_device(batch, device)
+    finally:
+        stop_workers = getattr(batches, "_shutdown_workers", None)
+        if stop_workers is not None:
+            stop_workers()
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
@@ -104,7 +129,21 @@ def gradient_averager(model: nn.Module, dist_info: DistInfo) -> Callable[[], Non
 
 
 def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train as configured; returns the final evaluation as a dict (main process)."""
+    """Train as configured; returns the final evaluation as a dict (main process).
+
+    The main process holds the work dir for the whole run: a second run into it stops at
+    once (`hold_work_dir`). A loss or weight that is not finite stops the run with
+    OmudaError before it reaches a checkpoint.
+    """
+    with contextlib.ExitStack() as on_exit:
+        if os.environ.get("RANK", "0") == "0":  # torchrun's RANK, before its group exists
+            on_exit.enter_context(hold_work_dir(work_dir))
+        return _train(cfg, work_dir, resume, progress, on_exit)
+
+
+def _train(
+    cfg: Config, work_dir: Path, resume: bool, progress: bool, on_exit: contextlib.ExitStack
+) -> dict:
     checkpoint_path = work_dir / "checkpoints" / "latest.pt"
     if resume and not checkpoint_path.is_file():
         raise OmudaError(f"--resume given but {checkpoint_path} does not exist")
@@ -170,6 +209,7 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
     source_batches = infinite_loader(
         source, source_sampler, cfg.data.batch_size, cfg.data.workers, device
     )
+    on_exit.callback(source_batches.close)  # the workers stop when training ends or fails
     target_batches = None
     if target is not None:
         target_sampler = builders.build_target_sampler(
@@ -178,6 +218,7 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
         target_batches = infinite_loader(
             target, target_sampler, cfg.data.batch_size, cfg.data.workers, device
         )
+        on_exit.callback(target_batches.close)
 
     logger = MetricLogger(work_dir, enabled=main)
     dtype = amp_dtype(cfg, device)
@@ -192,6 +233,10 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
     )
     last_eval: EvalResult | None = None
     started = time.perf_counter()
+    # Whether every loss since the last check was finite, kept on the device: it is read
+    # (one host sync) only before a log line or a checkpoint.
+    losses_finite = torch.ones((), dtype=torch.bool, device=device)
+    checked = state.iteration
     while state.iteration < train_cfg.iters:
         iteration = state.iteration
         factor = lr_factor(
@@ -224,20 +269,24 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
             average_gradients,
         )
         done = state.iteration
-        if train_cfg.log_interval and (done % train_cfg.log_interval == 0 or done == 1):
-            values = {key: float(value) for key, value in losses.items()}  # the one host sync
-            if any(math.isnan(v) for v in values.values()):
-                raise OmudaError(f"loss became NaN at iteration {done}: {values}")
+        losses_finite &= torch.stack([loss.float() for loss in losses.values()]).isfinite().all()
+        is_last = done == train_cfg.iters
+        log_now = train_cfg.log_interval and (done % train_cfg.log_interval == 0 or done == 1)
+        interval = train_cfg.checkpoint_interval
+        save_now = is_last or bool(interval and done % interval == 0)
+        if log_now or save_now:
+            weights = [model for model in (student, teacher) if model is not None]
+            _stop_unless_finite(losses_finite, weights if save_now else [], checked, done)
+            checked = done
+        if log_now:
+            values = {key: float(value) for key, value in losses.items()}
             values["lr"] = optimizer.param_groups[0]["lr"]
             values["seconds"] = time.perf_counter() - started
             logger.log(done, "train", values)
             bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k in losses})
         bar.update(1)
-        is_last = done == train_cfg.iters
         # Checkpoint before evaluating: a failing evaluation must not lose the iterations.
-        if main and (
-            is_last or (train_cfg.checkpoint_interval and done % train_cfg.checkpoint_interval == 0)
-        ):
+        if main and save_now:
             save_training_checkpoint(
                 work_dir, done, _checkpoint_state(cfg, student, teacher, optimizer, state)
             )
@@ -254,10 +303,34 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = Tr
     if last_eval is not None:
         result["eval"] = last_eval.to_dict()
         if main:
-            (work_dir / "eval.json").write_text(json.dumps(result, indent=2))
+            atomic_write_bytes(work_dir / "eval.json", json.dumps(result, indent=2).encode())
             print(last_eval.table())
     cleanup()
     return result
+
+
+def _stop_unless_finite(
+    losses_finite: torch.Tensor, models: list[nn.Module], checked: int, done: int
+) -> None:
+    """OmudaError when a loss of iterations checked+1..done, or a weight of `models`, is NaN
+    or infinite (on any rank), so that it never reaches a checkpoint. One host sync."""
+    weights_finite = torch.ones_like(losses_finite)
+    for model in models:
+        for tensor in model.parameters():
+            weights_finite &= tensor.isfinite().all()
+    bad = torch.stack([~losses_finite, ~weights_finite]).float()
+    bad_loss, bad_weights = (all_reduce_sum_(bad) > 0).tolist()
+    kept = "the last good checkpoint (if any) stays checkpoints/latest.pt"
+    if bad_loss:
+        raise OmudaError(
+            f"a training loss was not finite (NaN or inf) between iteration {checked + 1} and"
+            f" {done}; stopped, {kept} (a lower train.lr may help)"
+        )
+    if bad_weights:
+        raise OmudaError(
+            f"the weights are not finite (NaN or inf) after iteration {done}; stopped before"
+            f" saving them, {kept} (a lower train.lr may help)"
+        )
 
 
 def _iteration_seeds(seed: int, rank: int, iteration: int) -> tuple[int, int]:
@@ -345,9 +418,11 @@ def _restore(
             teacher.load_state_dict(checkpoint["teacher"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         state.iteration = int(checkpoint["iteration"])
-        state.class_disagreement = checkpoint["class_disagreement"].to(device)
-        state.class_disagreement_updates = checkpoint["class_disagreement_updates"].to(device)
-    except (KeyError, RuntimeError) as error:
+        for key in ("class_disagreement", "class_disagreement_updates"):
+            if checkpoint[key].shape != getattr(state, key).shape:
+                raise ValueError(f"{key} has shape {tuple(checkpoint[key].shape)}")
+            setattr(state, key, checkpoint[key].to(device))
+    except (KeyError, RuntimeError, ValueError, TypeError) as error:
         raise OmudaError(
             f"the checkpoint does not match this configuration ({str(error).splitlines()[0]})"
         ) from None
