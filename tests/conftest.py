@@ -31,6 +31,62 @@ def shared_dir() -> Path:
     pytest.skip("shared/ folder with real samples not found beside the checkout")
 
 
+# Settings for end-to-end runs on `prepared_benchmark`: 64x64 crops, a 16-channel head,
+# single-threaded, no data workers; evaluation and checkpoints as each test needs.
+TINY_RUN = (
+    "data.crop_size=[64,64]",
+    "data.batch_size=2",
+    "data.workers=0",
+    "data.source.scale=[128,72]",
+    "data.target.scale=[128,64]",
+    "data.val.scale=[128,64]",
+    "model.decoder_channels=16",
+    "model.pretrained=null",
+    "train.threads=1",
+    "train.warmup_iters=2",
+    "train.eval_interval=0",
+)
+
+
+@pytest.fixture(scope="session")
+def prepared_benchmark(tmp_path_factory) -> Path:
+    """A tiny synthetic benchmark, prepared (8 GTA, 6 + 3 Cityscapes, 4 SYNTHIA frames).
+
+    Shared by the session: a test that changes files works on a copy.
+    """
+    from omuda.data.prepare import prepare_dataset
+    from omuda.data.synthetic import generate_benchmark
+
+    root = tmp_path_factory.mktemp("prepared")
+    generate_benchmark(
+        root, num_source=8, num_target_train=6, num_target_val=3, num_synthia=4, progress=False
+    )
+    for kind in ("gta", "cityscapes", "synthia"):
+        assert not prepare_dataset(kind, root / kind, progress=False).problems
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run_args(prepared_benchmark) -> list[str]:
+    """`KEY=VALUE` overrides for a tiny source-only run on `prepared_benchmark`."""
+    return [*TINY_RUN, f"data.root={prepared_benchmark}"]
+
+
+@pytest.fixture(scope="session")
+def trained_work_dir(tmp_path_factory, tiny_run_args) -> Path:
+    """A work dir after 2 iterations of tiny source-only training (checkpoint at 2).
+
+    Shared by the session: a test that changes files works on a copy.
+    """
+    from omuda.cli import main
+
+    work = tmp_path_factory.mktemp("trained") / "run"
+    config = str(REPO_ROOT / "configs/synthetic/source_only.yaml")
+    argv = ["--quiet", "train", config, "--work-dir", str(work), *tiny_run_args]
+    assert main([*argv, "train.iters=2", "train.checkpoint_interval=2"]) == 0
+    return work
+
+
 GOLDEN_ENV = "OMUDA_GOLDEN"
 PARITY_REPORT_ENV = "OMUDA_PARITY_REPORT"
 
