@@ -165,6 +165,8 @@ def _compare_pseudo_weight(parity, check: str, losses: dict, meta: dict) -> None
 
 def test_daformer_step_iteration_0(golden, parity, mic_run):
     tensors, meta = golden.load("daformer_step")
+    # The MIC run replayed the same ClassMix classes as the golden DAFormer run.
+    assert meta["chosen_mix_classes"] == golden.load("mic_step")[1]["chosen_mix_classes"]
     _compare_losses(parity, "daformer_step", mic_run.losses, meta["log_vars"])
     _compare_pseudo_weight(parity, "daformer_step", mic_run.losses, meta)
     after_source, after_mix = mic_run.draws.gradients
