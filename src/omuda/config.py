@@ -160,6 +160,10 @@ class EvalConfig:
     mode: str = "whole"  # whole | slide
     crop_size: tuple[int, int] = (512, 512)
     stride: tuple[int, int] = (341, 341)
+    # Opt-in diagnostic for `omuda report` (never feeds training): at each evaluation, the
+    # EMA teacher's per-class IoU on the target train split's labels (pseudo-label quality).
+    pseudo_label_diagnostic: bool = False
+    pseudo_label_images: int = 500  # target train images it scores, evenly spaced; 0 = all
 
 
 @dataclass
@@ -372,6 +376,8 @@ def validate(config: Config) -> None:
         raise OmudaError("eval.crop_size and eval.stride must be positive")
     if any(s > c for s, c in zip(evaluation.stride, evaluation.crop_size, strict=True)):
         raise OmudaError("eval.stride must not exceed eval.crop_size (pixels would be skipped)")
+    if evaluation.pseudo_label_images < 0:
+        raise OmudaError("eval.pseudo_label_images must be >= 0 (0 scores every image)")
     bad = [c for c in data.thing_classes if not 0 <= c < config.model.num_classes]
     if bad:
         raise OmudaError(f"data.thing_classes holds ids outside 0..18: {bad}")

@@ -27,6 +27,7 @@ from omuda.engine.distributed import DistInfo, all_reduce_sum_, cleanup, init_di
 from omuda.engine.evaluate import EvalResult, evaluate
 from omuda.engine.logging import MetricLogger
 from omuda.engine.optim import lr_factor, set_learning_rate
+from omuda.engine.recording import RunRecorder, val_record
 from omuda.engine.step import StepState, train_step
 from omuda.engine.workdir_lock import hold_work_dir
 from omuda.errors import OmudaError
@@ -222,6 +223,7 @@ def _train(
 
     logger = MetricLogger(work_dir, enabled=main)
     dtype = amp_dtype(cfg, device)
+    recorder = RunRecorder(cfg, work_dir, val, teacher, dist_info, dtype)
     autocast = autocast_factory(device, dtype)
     average_gradients = gradient_averager(student, dist_info)
     train_cfg = cfg.train
@@ -283,6 +285,7 @@ def _train(
             values["lr"] = optimizer.param_groups[0]["lr"]
             values["seconds"] = time.perf_counter() - started
             logger.log(done, "train", values)
+            recorder.log_class_weights(logger, done, state)
             bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k in losses})
         bar.update(1)
         # Checkpoint before evaluating: a failing evaluation must not lose the iterations.
@@ -294,11 +297,13 @@ def _train(
             is_last or (train_cfg.eval_interval and done % train_cfg.eval_interval == 0)
         ):
             last_eval = _evaluate(cfg, student, val, dist_info, dtype, progress and main)
-            logger.log(done, "val", {"mIoU": last_eval.miou, "mIoU16": last_eval.miou16})
+            logger.log(done, "val", val_record(last_eval))
+            recorder.after_evaluation(logger, done, student, progress and main)
             if main:
                 bar.write(f"iter {done}: mIoU {100 * last_eval.miou:.2f}")
     bar.close()
     logger.close()
+    recorder.close()
     result = {"iterations": state.iteration, "seconds": time.perf_counter() - started}
     if last_eval is not None:
         result["eval"] = last_eval.to_dict()
