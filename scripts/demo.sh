@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the embedded synthetic benchmark: generate it, prepare it, train a
-# source-only baseline and OMUDA, and print their per-class IoU side by side.
+# source-only baseline and OMUDA, print their per-class IoU side by side and write their report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
@@ -15,3 +15,5 @@ fi
 "$OMUDA" train configs/synthetic/source_only.yaml --work-dir "$RUN/source_only" "data.root=$DATA" "$@"
 "$OMUDA" train configs/synthetic/omuda.yaml --work-dir "$RUN/omuda" "data.root=$DATA" "$@"
 "$OMUDA" compare "$RUN/source_only" "$RUN/omuda"
+# The run report: per-class tables, curves and the paper's figures (prints the page to open).
+"$OMUDA" report "$RUN/source_only" "$RUN/omuda" --out "$RUN/report"

@@ -1,4 +1,5 @@
-"""The `omuda` command: synth, prepare, train, evaluate, predict, compare, ablation, bench."""
+"""The `omuda` command: synth, prepare, train, evaluate, predict, compare, report, ablation,
+bench."""
 
 from __future__ import annotations
 
@@ -173,6 +174,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from omuda.engine.report import ReportOptions, build_report
+
+    options = ReportOptions(
+        frames=args.frames or [],
+        rows=args.rows,
+        scan=args.scan,
+        tsne_pixels=args.tsne_pixels,
+        inference=not args.no_inference,
+        device=args.device,
+    )
+    index = build_report([Path(run) for run in args.runs], Path(args.out), options)
+    print(f"report written to {index.parent}: open {index.resolve().as_uri()}")
+    return 0
+
+
 def _cmd_ablation(args: argparse.Namespace) -> int:
     from omuda.engine.ablation import TABLES, run_tables, summarize_table
 
@@ -317,6 +334,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("runs", nargs="+", help="work dirs (eval.json) or result JSON files")
     compare.set_defaults(run=_cmd_compare)
+
+    report = commands.add_parser(
+        "report",
+        parents=[common],
+        help="HTML page with per-class tables, curves and the paper's figures for runs",
+    )
+    report.add_argument("runs", nargs="+", help="run work dirs or folders of runs (ablation)")
+    report.add_argument("--out", required=True, help="folder for index.html and figures/")
+    report.add_argument("--frames", nargs="+", metavar="NAME", help="val frames for the rows")
+    report.add_argument("--rows", type=int, default=4, help="qualitative rows picked (default 4)")
+    report.add_argument("--scan", type=int, default=50, help="val frames run (default 50)")
+    report.add_argument("--tsne-pixels", type=int, default=100, help="t-SNE pixels per class")
+    report.add_argument("--no-inference", action="store_true", help="no qualitative rows, t-SNE")
+    report.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    report.set_defaults(run=_cmd_report)
 
     ablation = commands.add_parser(
         "ablation",
