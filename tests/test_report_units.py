@@ -15,6 +15,7 @@ from omuda.cli import main
 from omuda.data.labels import CLASS_NAMES
 from omuda.engine.recording import evenly_spaced
 from omuda.engine.report import ReportOptions, build_report
+from omuda.engine.report.figures import curve_keys
 from omuda.engine.report.inference import differing, pick_frames, sample_pixels
 from omuda.engine.report.paper import PAPER_ROWS
 from omuda.engine.report.runs import find_runs, group_runs, mean_std, read_records, read_run
@@ -41,7 +42,10 @@ def fake_run(
         "train": {"seed": seed, "threads": threads},
     }
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    lines = [{"iter": i, "group": "train", "source": 1.0 / i, "lr": 0.1} for i in (1, 2)]
+    lines = [
+        {"iter": i, "group": "train", "source": 1.0 / i, "lr": 0.1, "grad_share/source": 1.0}
+        for i in (1, 2)
+    ]
     for step, iou in enumerate(ious, start=1):
         per_class = {f"IoU/{c}": v for c, v in zip(CLASS_NAMES, iou, strict=True)}
         lines.append({"iter": 2 * step, "group": "val", "mIoU": float(np.mean(iou)), **per_class})
@@ -112,6 +116,8 @@ def test_table_numbers_by_hand(tmp_path):
         assert (tmp_path / "out/figures" / f"{stem}.png").stat().st_size > 1000
         assert (tmp_path / "out/figures" / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
     assert "eval.pseudo_label_diagnostic=true" in text  # says how to record Fig. 1(d)
+    groups = group_runs([read_run(tmp_path / "omuda/seed0")])
+    assert curve_keys(groups) == [("train", "source"), ("train", "lr"), ("val", "mIoU")]
 
 
 @pytest.fixture

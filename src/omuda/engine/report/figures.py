@@ -66,13 +66,19 @@ def _plot_band(axes: object, iterations: np.ndarray, mean: np.ndarray, std: np.n
 
 
 def curve_keys(groups: Sequence[RunGroup]) -> list[tuple[str, str]]:
-    """(record group, key) of every training curve: each loss term, then learning rate,
-    pseudo-label confidence and val mIoU (SYNTHIA sources: mIoU16)."""
+    """(record group, key) of every training curve: each loss term (the train record's
+    plain keys), then learning rate, pseudo-label confidence and val mIoU (SYNTHIA sources:
+    mIoU16)."""
     train_keys: list[str] = []
     for group in groups:
         for run in group.runs:
             for values in run.records.get("train", {}).values():
-                train_keys += [key for key in values if key not in train_keys and key != "seconds"]
+                # namespaced keys ("grad_share/source") are diagnostics, not curves of their own
+                train_keys += [
+                    key
+                    for key in values
+                    if key not in train_keys and key != "seconds" and "/" not in key
+                ]
     losses = [key for key in train_keys if key not in _CURVE_ORDER_LAST]
     last = [key for key in _CURVE_ORDER_LAST if key in train_keys]
     synthia = all(group.first.source_kind == "synthia" for group in groups)
