@@ -103,3 +103,23 @@ def test_links_survive_reordering_and_a_deleted_target(tmp_path, monkeypatch):
     with pytest.raises(OmudaError, match="failed"):
         ablation.run_tables(["table4"], configs, [0], tmp_path, [])
     assert (tmp_path / "table4/all__omuda/seed0").is_dir()
+
+
+def test_settings_of_a_switched_off_mechanism_do_not_make_a_new_experiment():
+    from omuda.config import config_to_dict, load_config
+    from omuda.engine.ablation import _experiment_key
+
+    def key(config: str, *overrides: str) -> str:
+        path = REPO / "configs" / "synthetic" / config
+        return _experiment_key(config_to_dict(load_config(path, list(overrides))))
+
+    # FDM's readings belong to FDM: with FD they change nothing ...
+    assert key("daformer.yaml") == key(
+        "daformer.yaml", "adaptation.kd_samples=images", "adaptation.kd_reduction=sum"
+    )
+    # ... with FDM each is its own experiment, and with image rows the cell budget is unused.
+    assert key("omuda.yaml") != key("omuda.yaml", "adaptation.kd_samples=images")
+    assert key("omuda.yaml") != key("omuda.yaml", "adaptation.kd_reduction=sum")
+    images = ("adaptation.kd_samples=images",)
+    assert key("omuda.yaml", *images) == key("omuda.yaml", *images, "adaptation.kd_max_cells=7")
+    assert key("omuda.yaml") != key("omuda.yaml", "adaptation.kd_max_cells=7")

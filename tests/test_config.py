@@ -29,6 +29,14 @@ def test_real_configs_keep_the_original_daformer_and_mic_behaviour(path):
     assert cfg.model.head_init == "mmcv" and cfg.train.head_norm_decay
 
 
+@pytest.mark.parametrize("pair", ["gta2cs", "syn2cs"])
+def test_omuda_trains_on_the_papers_batch_of_three_and_the_baselines_on_two(pair):
+    configs = Path(__file__).resolve().parents[1] / "configs" / pair
+    assert load_config(configs / "omuda.yaml").data.batch_size == 3
+    for baseline in ("daformer.yaml", "mic.yaml", "source_only.yaml"):
+        assert load_config(configs / baseline).data.batch_size == 2
+
+
 def test_overrides_are_typed_and_nested():
     cfg = config_from_dict(
         {"train": {"iters": 10}},
@@ -72,6 +80,8 @@ def test_unknown_key_lists_valid_keys_and_suggests():
         ("adaptation.mask_grid=floor", "must be one of round, ceil"),
         ("adaptation.source_loss_average=mean", "must be one of all, labelled"),
         ("model.head_init=xavier", "must be one of mmcv, pytorch"),
+        ("adaptation.kd_samples=pixels", "must be one of cells, images"),
+        ("adaptation.kd_reduction=max", "must be one of sum, mean"),
     ],
 )
 def test_bad_values_are_rejected(override, message):

@@ -24,6 +24,7 @@ from omuda.adaptation.augment import AugmentParams
 from omuda.adaptation.classmix import classes_table
 from omuda.config import load_config
 from omuda.engine.builders import build_training_models
+from omuda.engine.gradient_ledger import GradientLedger
 from omuda.engine.optim import set_learning_rate
 from omuda.engine.step import StepState, train_step
 from omuda.engine.step_draws import StepDraws
@@ -69,6 +70,7 @@ class StepRun:
     gradients: dict[str, torch.Tensor]  # after the whole step
     draws: ReplayDraws
     teacher: torch.nn.Module
+    ledger: GradientLedger  # on every student parameter, as the golden runs' norms
 
 
 def _run_step(golden, config: str, golden_name: str, iteration: int) -> StepRun:
@@ -98,6 +100,7 @@ def _run_step(golden, config: str, golden_name: str, iteration: int) -> StepRun:
     state = StepState.initial(torch.Generator(), cfg.model.num_classes, torch.device("cpu"))
     state.iteration = iteration
     draws = ReplayDraws(student, meta["chosen_mix_classes"], tensors.get("mic_mask"))
+    ledger = GradientLedger(student.parameters())
     losses = train_step(
         {"image": inputs["img"], "label": inputs["gt_semantic_seg"][:, 0].long()},
         {"image": inputs["target_img"]},
@@ -111,9 +114,11 @@ def _run_step(golden, config: str, golden_name: str, iteration: int) -> StepRun:
         contextlib.nullcontext,
         lambda: None,
         draws=draws,
+        gradient_ledger=ledger,
     )
     gradients = {name: p.grad.clone() for name, p in student.named_parameters()}
-    return StepRun({k: v.item() for k, v in losses.items()}, gradients, draws, models.teacher)
+    losses = {k: v.item() for k, v in losses.items()}
+    return StepRun(losses, gradients, draws, models.teacher, ledger)
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +149,21 @@ def _compare_gradients(parity, check: str, gradients: dict, tensors: dict, meta:
             parity.close(
                 f"{check}.grad_tensor", gradients[key[5:]], expected, atol=GRAD_TENSOR_ATOL * scale
             )
+
+
+def _compare_gradient_ledger(parity, check: str, run: StepRun, meta: dict) -> None:
+    """The ledger's norm after each backward (source CE, FD, mixed, masked) is the golden
+    run's, and each term's norm is that of its own gradient (checked by the differences)."""
+    expected = meta["cumulative_grad_norm_after_each_backward"]
+    cumulative = [norm.item() for norm in run.ledger.cumulative_norms[: len(expected)]]
+    for index, (actual, wanted) in enumerate(zip(cumulative, expected, strict=True)):
+        parity.close(f"{check}.cumulative_grad_norm_{index}", actual, wanted, rtol=GRAD_NORM_RTOL)
+    terms = list(run.ledger.term_norms)
+    assert terms[: len(expected)] == ["source", "fd", "target", "masked"][: len(expected)]
+    # The source term is the first backward: its norm is the first cumulative norm.
+    assert run.losses["grad_norm/source"] == cumulative[0]
+    shares = [run.losses[f"grad_share/{term}"] for term in terms]
+    assert abs(sum(shares) - 1.0) < 1e-5
 
 
 def _compare_losses(parity, check: str, losses: dict, log: dict) -> None:
@@ -178,6 +198,9 @@ def test_daformer_step_iteration_0(golden, parity, mic_run):
         rtol=GRAD_NORM_RTOL,
     )
     _compare_gradients(parity, "daformer_step", after_mix, tensors, meta)
+    _compare_gradient_ledger(parity, "daformer_step", mic_run, meta)
+    # The ImageNet model equals the student at iteration 0: FD and its gradient are 0.
+    assert mic_run.losses["grad_norm/fd"] == 0.0 and mic_run.losses["grad_share/fd"] == 0.0
     checksum = sum(p.double().sum().item() for p in mic_run.teacher.parameters())
     parity.close(
         "daformer_step.teacher_checksum",
@@ -201,6 +224,9 @@ def test_daformer_step_iteration_10(golden, parity, daformer_iter10_run):
         rtol=GRAD_NORM_RTOL,
     )
     _compare_gradients(parity, "daformer_step_iter10", run.gradients, tensors, meta)
+    _compare_gradient_ledger(parity, "daformer_step_iter10", run, meta)
+    # FD at iteration 10 is small but not zero: its own gradient norm is positive.
+    assert 0.0 < run.losses["grad_norm/fd"] < 1e-2 * run.losses["grad_norm/source"]
     checksum = sum(p.double().sum().item() for p in run.teacher.parameters())
     parity.close(
         "daformer_step_iter10.teacher_checksum",
@@ -222,3 +248,4 @@ def test_mic_step(golden, parity, mic_run):
     )
     assert torch.equal(mic_run.draws.y_pseudo, tensors["pseudo_label"].long())
     _compare_gradients(parity, "mic_step", mic_run.gradients, tensors, meta)
+    _compare_gradient_ledger(parity, "mic_step", mic_run, meta)

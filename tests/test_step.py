@@ -1,11 +1,17 @@
 """The training step's own rules (the mechanisms have their own tests)."""
 
+import contextlib
+from pathlib import Path
+
+import pytest
 import torch
 from torch import nn
 
-from omuda.config import AdaptationConfig
+from omuda.config import AdaptationConfig, load_config
 from omuda.data.transforms import normalize
-from omuda.engine.step import _masked_batchnorm, _normalised
+from omuda.engine.builders import build_training_models
+from omuda.engine.gradient_ledger import GradientLedger, shared_parameters
+from omuda.engine.step import StepState, _masked_batchnorm, _normalised, train_step
 from omuda.engine.step_draws import StepDraws
 
 
@@ -73,3 +79,97 @@ def test_images_may_arrive_normalised():
     normalised = normalize(pixels)
     assert torch.equal(_normalised(pixels), normalised)
     assert _normalised(normalised) is normalised
+
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_STEP = (
+    "model.backbone=mit_b0",
+    "model.pretrained=null",
+    "model.decoder_channels=16",
+    "data.crop_size=[64,64]",
+    "adaptation.pseudo_ignore_top=2",
+    "adaptation.pseudo_ignore_bottom=8",
+    "adaptation.cam_fine_block=4",
+    "adaptation.cam_coarse_block=8",
+    "adaptation.mask_block_size=8",
+)
+
+
+def tiny_step(config: str, *overrides: str, seed: int = 0):
+    """Config, models, state and a (source, target) batch for `train_step` at 64x64."""
+    cfg = load_config(REPO / "configs" / config, [*TINY_STEP, *overrides])
+    batch = cfg.data.batch_size
+    torch.manual_seed(seed)
+    models = build_training_models(cfg, torch.device("cpu"))
+    generator = torch.Generator().manual_seed(seed)
+    state = StepState.initial(generator, cfg.model.num_classes, torch.device("cpu"))
+    images = torch.randint(0, 256, (2 * batch, 3, 64, 64), dtype=torch.uint8, generator=generator)
+    labels = torch.zeros(batch, 64, 64, dtype=torch.long)  # road ...
+    labels[:, :, :32] = 13  # ... and a car on the left half: thing cells for FD / FDM
+    labels[:, :8] = 255
+    source = {"image": images[:batch], "label": labels}
+    return cfg, models, state, source, {"image": images[batch:]}
+
+
+def run_step(cfg, models, state, source, target, ledger=True, **kwargs):
+    student = models.student.train()
+    return train_step(
+        source,
+        target,
+        student,
+        models.teacher,
+        models.imagenet,
+        models.optimizer,
+        state,
+        cfg.adaptation,
+        cfg.data.thing_classes,
+        contextlib.nullcontext,
+        lambda: None,
+        gradient_ledger=GradientLedger(shared_parameters(student)) if ledger else None,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("samples", ["cells", "images"])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_fdm_readings_act_on_a_batch_of_three_and_every_term_has_a_gradient_share(
+    samples, reduction
+):
+    cfg, models, state, source, target = tiny_step(
+        "gta2cs/omuda.yaml",
+        f"adaptation.kd_samples={samples}",
+        f"adaptation.kd_reduction={reduction}",
+        "adaptation.kd_lambda=1.0",
+        "adaptation.pseudo_threshold=0.0",
+    )
+    assert cfg.data.batch_size == 3  # the paper's batch
+    state.iteration = 5  # an ImageNet model and a teacher that differ from the student
+    with torch.no_grad():
+        for param in models.imagenet.parameters():
+            param.mul_(0.5)
+    losses = run_step(cfg, models, state, source, target)
+    assert [k for k in losses if k.startswith("grad_share/")] == [
+        "grad_share/source",
+        "grad_share/fdm",
+        "grad_share/target",
+        "grad_share/masked",
+    ]
+    assert losses["fdm"] > 0 and losses["grad_norm/fdm"] > 0
+    assert sum(losses[k] for k in losses if k.startswith("grad_share/")).item() == pytest.approx(1)
+    assert all(torch.isfinite(value) for value in losses.values())
+
+
+def test_fdm_readings_differ_and_the_step_without_a_ledger_logs_no_gradients():
+    results = {}
+    for samples in ("cells", "images"):
+        cfg, models, state, source, target = tiny_step(
+            "gta2cs/omuda.yaml", f"adaptation.kd_samples={samples}", "adaptation.kd_lambda=1.0"
+        )
+        with torch.no_grad():
+            for param in models.imagenet.parameters():
+                param.mul_(0.5)
+        losses = run_step(cfg, models, state, source, target, ledger=False)
+        assert not any("/" in key for key in losses)
+        results[samples] = losses["fdm"].item()
+    assert results["cells"] > 0 and results["images"] > 0
+    assert results["cells"] != pytest.approx(results["images"])

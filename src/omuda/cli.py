@@ -153,8 +153,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from omuda.engine.evaluate import comparison_table
+    from omuda.engine.gradient_ledger import last_logged_shares, share_table
 
     results = {}
+    shares = {}
     for run in args.runs:
         path = Path(run)
         path = path / "eval.json" if path.is_dir() else path
@@ -170,7 +172,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if name in results:  # e.g. two seed0 folders: keep them apart by their parent
             name = f"{Path(run).parent.name}/{name}"
         results[name] = data.get("eval", data)
+        logged = last_logged_shares(path.parent / "metrics.jsonl")
+        if logged is not None:
+            shares[name] = logged
     print(comparison_table(results))
+    if shares:
+        print()
+        print(share_table(shares))
     return 0
 
 

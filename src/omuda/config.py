@@ -109,6 +109,11 @@ class AdaptationConfig:
     kd_lambda: float = 0.01
     kd_max_cells: int = 256
     kd_features: str = "backbone"  # backbone stage | decoder (fused map, pooled to it)
+    # FDM's samples: "cells" (up to kd_max_cells foreground stride-32 cells of the batch) or
+    # "images" (eq. 8: one masked feature map per source image, the batch's images related).
+    kd_samples: str = "cells"
+    # How RKD combines pairs and triplets: "mean" (RKD's code) or "sum" (eqs. 8, 9, 11).
+    kd_reduction: str = "mean"
     # Backbone stage (1-4) whose cells FD and FDM compare. DAFormer and the paper use 4
     # (stride 32: a 16x16 grid on 512 crops); small crops reach that grid at a lower stage.
     distill_stage: int = 4
@@ -194,6 +199,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "adaptation.teacher_batchnorm": ("batch", "running"),
     "adaptation.feature_distillation": ("none", "fd", "fdm"),
     "adaptation.kd_features": ("backbone", "decoder"),
+    "adaptation.kd_samples": ("cells", "images"),
+    "adaptation.kd_reduction": ("sum", "mean"),
     "adaptation.masking": ("none", "block", "cam", "random", "grid"),
     "adaptation.masked_batchnorm": ("train", "batch", "running"),
     "adaptation.class_decoupling": ("none", "difficulty", "reliability"),

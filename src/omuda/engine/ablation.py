@@ -199,7 +199,12 @@ def run_tables(
 # Settings that only matter when their mechanism is on: (switch, values that turn it off,
 # the settings it owns).
 _OWNED_SETTINGS = (
-    ("feature_distillation", ("none", "fd"), ("kd_lambda", "kd_max_cells", "kd_features")),
+    (
+        "feature_distillation",
+        ("none", "fd"),
+        ("kd_lambda", "kd_max_cells", "kd_features", "kd_samples", "kd_reduction"),
+    ),
+    ("kd_samples", ("images",), ("kd_max_cells",)),
     ("feature_distillation", ("none", "fdm"), ("fd_lambda",)),
     ("feature_distillation", ("none",), ("fd_min_ratio", "distill_stage")),
     ("masking", ("none", "block", "random", "grid"), ("cam_fine_block", "cam_coarse_block")),
@@ -216,7 +221,7 @@ def _experiment_key(experiment: dict) -> str:
     experiment.pop("name")
     adaptation = experiment["adaptation"]
     for switch, off_values, owned in _OWNED_SETTINGS:
-        if adaptation[switch] in off_values:
+        if adaptation.get(switch) in off_values:  # an owned switch may be gone already
             for name in owned:
                 adaptation.pop(name, None)
     return json.dumps(experiment, sort_keys=True)

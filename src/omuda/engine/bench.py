@@ -19,6 +19,7 @@ from omuda.config import Config
 from omuda.data.transforms import normalize
 from omuda.engine import builders
 from omuda.engine.distributed import init_distributed
+from omuda.engine.gradient_ledger import GradientLedger, median_shares, shared_parameters
 from omuda.engine.optim import lr_factor, set_learning_rate
 from omuda.engine.step import SectionTimer, StepState, train_step
 from omuda.engine.train import amp_dtype, autocast_factory
@@ -36,6 +37,8 @@ class BenchReport:
     peak_memory_kind: str  # "cuda allocated" or "process RSS"
     flops_per_iteration: float | None = None
     notes: list[str] = field(default_factory=list)
+    # {loss term: (median gradient norm, median share)} on the shared backbone
+    gradient_shares: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def median(self) -> float:
@@ -61,6 +64,10 @@ class BenchReport:
         lines.append("breakdown (median seconds per iteration):")
         for name, seconds in self.section_seconds.items():
             lines.append(f"  {name:<18} {seconds:8.4f}")
+        if self.gradient_shares:
+            lines.append("gradient of each loss term on the shared backbone (median):")
+            for term, (norm, share) in self.gradient_shares.items():
+                lines.append(f"  {term:<18} norm {norm:10.4g}   share {100 * share:6.2f} %")
         lines.extend(self.notes)
         return "\n".join(lines)
 
@@ -76,6 +83,10 @@ class BenchReport:
             "peak_memory_gb": self.peak_memory_gb,
             "peak_memory_kind": self.peak_memory_kind,
             "flops_per_iteration": self.flops_per_iteration,
+            "gradient_shares": {
+                term: {"norm": norm, "share": share}
+                for term, (norm, share) in self.gradient_shares.items()
+            },
         }
 
 
@@ -162,15 +173,18 @@ def run_benchmark(
 
     iteration_seconds: list[float] = []
     sections: dict[str, list[float]] = {}
+    gradient_records: list[dict[str, float]] = []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for index in range(warmup + iters):
         set_learning_rate(optimizer, lr_factor(1000 + index, 40000, 1500, 1e-6, 1.0))
-        timer = SectionTimer(device, enabled=index >= warmup)
+        timed = index >= warmup
+        timer = SectionTimer(device, enabled=timed)
+        ledger = GradientLedger(shared_parameters(student)) if timed else None
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        train_step(
+        losses = train_step(
             batch_src,
             batch_tgt,
             step_student,
@@ -183,13 +197,19 @@ def run_benchmark(
             autocast,
             lambda: None,
             timer,
+            gradient_ledger=ledger,
         )
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        if index >= warmup:
-            iteration_seconds.append(time.perf_counter() - start)
+        if timed:
+            # The gradient bookkeeping runs only on logged iterations in training: not counted.
+            bookkeeping = timer.seconds.pop("gradient_ledger", 0.0)
+            iteration_seconds.append(time.perf_counter() - start - bookkeeping)
             for name, seconds in timer.seconds.items():
                 sections.setdefault(name, []).append(seconds)
+            gradient_records.append(
+                {key: float(value) for key, value in losses.items() if key.startswith("grad_")}
+            )
     if device.type == "cuda":
         peak, kind = torch.cuda.max_memory_allocated(device) / 1e9, "cuda allocated"
         device_name = torch.cuda.get_device_name(device)
@@ -207,6 +227,7 @@ def run_benchmark(
         peak_memory_gb=peak,
         peak_memory_kind=kind,
         flops_per_iteration=flops,
+        gradient_shares=median_shares(gradient_records),
     )
     report.notes.append(
         "sections are timed with a device sync around each, so their sum exceeds the "

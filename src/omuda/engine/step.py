@@ -8,8 +8,11 @@ Every term can be switched off in `AdaptationConfig`; with everything off it is 
 supervised training on the source. Every random decision (pasted classes, augmentation
 parameters, keep mask) is asked from a `StepDraws`, so recorded decisions can be replayed.
 
-Each domain's graph is freed by its own backward (as DAFormer does) so peak memory holds
-one forward at a time; gradients accumulate and the optimiser steps once.
+Each loss term has its own backward, as in DAFormer (the source CE keeps its graph for the
+distillation term's backward), so peak memory holds one forward at a time and each term's
+gradient is known: on the iterations the loop logs, a `GradientLedger` notes every term's
+share of the gradient on the shared backbone. Gradients accumulate and the optimiser steps
+once.
 """
 
 from __future__ import annotations
@@ -39,12 +42,13 @@ from omuda.adaptation.feature_distance import (
 from omuda.adaptation.losses import cross_entropy, weighted_cross_entropy
 from omuda.adaptation.masking import apply_mask
 from omuda.adaptation.pseudo_labels import pseudo_labels
-from omuda.adaptation.relational_kd import foreground_cell_pairs, relational_kd_loss
+from omuda.adaptation.relational_kd import foreground_rows, relational_kd_loss
 from omuda.adaptation.teacher import ema_alpha, update_teacher
 from omuda.config import AdaptationConfig
 from omuda.data.labels import IGNORE_INDEX
 from omuda.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 from omuda.engine.distributed import all_reduce_sum_
+from omuda.engine.gradient_ledger import GradientLedger
 from omuda.engine.step_draws import StepDraws
 
 
@@ -103,6 +107,7 @@ def train_step(
     average_gradients: Callable[[], None],
     timer: SectionTimer | None = None,
     draws: StepDraws | None = None,
+    gradient_ledger: GradientLedger | None = None,
 ) -> dict[str, Tensor]:
     """Run one iteration and return the detached loss terms (no host sync inside).
 
@@ -110,6 +115,8 @@ def train_step(
     "label": long (B,H,W)}, on the device.
     batch_tgt: {"image": (B,3,H,W) as above} or None for source-only training.
     draws: the step's random decisions; by default `StepDraws(state.generator)`.
+    gradient_ledger: when given, each term's gradient on its parameters is recorded after
+    its backward and the result gains "grad_norm/TERM" and "grad_share/TERM" entries.
     """
     timer = timer or SectionTimer(torch.device("cpu"))
     draws = draws or StepDraws(state.generator)
@@ -124,15 +131,19 @@ def train_step(
         with timer("ema"):
             update_teacher(teacher, _unwrap(student), ema_alpha(state.iteration, cfg.ema_alpha))
 
-    # 2. Source loss L_S (+ features for the distillation term).
+    # 2. Source loss L_S; its graph is kept for the distillation term's backward.
     distill = cfg.feature_distillation != "none" and imagenet_backbone is not None
     with timer("source"), autocast():
         out_src = student(x_src, return_features=distill)
         loss_source = cross_entropy(out_src.logits, y_src, average=cfg.source_loss_average)
         losses["source"] = loss_source.detach()
+    with timer("source_backward"):
+        loss_source.backward(retain_graph=distill)
+    _record(gradient_ledger, "source", timer)
 
-        # 3. Feature distillation on thing-class cells: DAFormer's FD or OMUDA's FDM.
-        if distill:
+    # 3. Feature distillation on thing-class cells: DAFormer's FD or OMUDA's FDM.
+    if distill:
+        with timer("distill"), autocast():
             loss_distill = _distillation_loss(
                 out_src,
                 x_src,
@@ -144,10 +155,11 @@ def train_step(
                 num_classes,
             )
             losses[cfg.feature_distillation] = loss_distill.detach()
-            loss_source = loss_source + loss_distill
-    with timer("source_backward"):
-        loss_source.backward()
-    del out_src
+        with timer("distill_backward"):
+            loss_distill.backward()
+        _record(gradient_ledger, cfg.feature_distillation, timer)
+        del loss_distill
+    del out_src, loss_source
 
     if teacher is not None and batch_tgt is not None:
         x_tgt = _normalised(batch_tgt["image"])
@@ -199,6 +211,7 @@ def train_step(
         losses["target"] = loss_target.detach()
         with timer("target_backward"):
             loss_target.backward()
+        _record(gradient_ledger, "target", timer)
         # CDM statistic: per-class disagreement of the student's argmax on the mixed image's
         # target pixels with their pseudo-labels (no extra forward). Not the masked forward:
         # with 70% of the image hidden the student disputes most classes whatever their
@@ -241,6 +254,7 @@ def train_step(
             losses["masked"] = loss_masked.detach()
             with timer("masked_backward"):
                 loss_masked.backward()
+            _record(gradient_ledger, "masked", timer)
             del logits_masked
 
     # 9. One optimiser step on the accumulated gradients.
@@ -248,7 +262,15 @@ def train_step(
         average_gradients()
         optimizer.step()
     state.iteration += 1
+    if gradient_ledger is not None:
+        losses.update(gradient_ledger.summary())
     return losses
+
+
+def _record(ledger: GradientLedger | None, term: str, timer: SectionTimer) -> None:
+    if ledger is not None:
+        with timer("gradient_ledger"):  # `omuda bench` leaves this out of the step time
+            ledger.record(term)
 
 
 def _distillation_loss(
@@ -282,11 +304,19 @@ def _distillation_loss(
     cells = downscale_label_majority(y_src, scale, num_classes, min_ratio=cfg.fd_min_ratio)
     cells = cells[:, : feat_imagenet.shape[-2], : feat_imagenet.shape[-1]]
     mask = thing_cell_mask(cells, thing_classes)
-    # A fixed number of cells (foreground first, `valid` marks them) avoids a host sync.
-    f_student, f_teacher, valid = foreground_cell_pairs(
-        feat_student, feat_imagenet, mask, max_cells=cfg.kd_max_cells, generator=generator
+    # Fixed row counts (cells: foreground first; images: one per image), `valid` marks the
+    # real samples: no host sync.
+    f_student, f_teacher, valid = foreground_rows(
+        feat_student,
+        feat_imagenet,
+        mask,
+        samples=cfg.kd_samples,
+        max_cells=cfg.kd_max_cells,
+        generator=generator,
     )
-    return cfg.kd_lambda * relational_kd_loss(f_student, f_teacher, valid)
+    return cfg.kd_lambda * relational_kd_loss(
+        f_student, f_teacher, valid, reduction=cfg.kd_reduction
+    )
 
 
 def _target_loss(

@@ -25,6 +25,7 @@ from omuda.engine import builders
 from omuda.engine.checkpoint import load_checkpoint, save_training_checkpoint
 from omuda.engine.distributed import DistInfo, all_reduce_sum_, cleanup, init_distributed
 from omuda.engine.evaluate import EvalResult, evaluate
+from omuda.engine.gradient_ledger import GradientLedger, shared_parameters
 from omuda.engine.logging import MetricLogger
 from omuda.engine.optim import lr_factor, set_learning_rate
 from omuda.engine.recording import RunRecorder, val_record
@@ -257,6 +258,10 @@ def _train(
         batch_src = next(source_batches)
         batch_tgt = next(target_batches) if target_batches is not None else None
         student.train()
+        done = iteration + 1
+        log_now = train_cfg.log_interval and (done % train_cfg.log_interval == 0 or done == 1)
+        # Logged iterations also measure each loss term's share of the backbone's gradient.
+        ledger = GradientLedger(shared_parameters(student)) if log_now else None
         losses = train_step(
             batch_src,
             batch_tgt,
@@ -269,11 +274,10 @@ def _train(
             cfg.data.thing_classes,
             autocast,
             average_gradients,
+            gradient_ledger=ledger,
         )
-        done = state.iteration
         losses_finite &= torch.stack([loss.float() for loss in losses.values()]).isfinite().all()
         is_last = done == train_cfg.iters
-        log_now = train_cfg.log_interval and (done % train_cfg.log_interval == 0 or done == 1)
         interval = train_cfg.checkpoint_interval
         save_now = is_last or bool(interval and done % interval == 0)
         if log_now or save_now:
@@ -286,7 +290,8 @@ def _train(
             values["seconds"] = time.perf_counter() - started
             logger.log(done, "train", values)
             recorder.log_class_weights(logger, done, state)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k in losses})
+            shown = {k: f"{v:.3f}" for k, v in values.items() if k in losses and "/" not in k}
+            bar.set_postfix(shown)
         bar.update(1)
         # Checkpoint before evaluating: a failing evaluation must not lose the iterations.
         if main and save_now:
