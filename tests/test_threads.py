@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from pathlib import Path
 
+from conftest import REPO_ROOT
 from omuda.engine import threads
 from omuda.engine.threads import RunRegistry, ThreadBalancer, decide_threads
 
@@ -71,3 +73,28 @@ def test_balancer_follows_other_runs(tmp_path, monkeypatch):
     now[0] += threads.REFRESH_SECONDS
     assert balancer.refresh() is None and applied == [2, 1, 2]
     balancer.close()
+
+
+def test_bench_concurrent_reports_each_copy(tmp_path):
+    from omuda.cli import main
+
+    out = tmp_path / "shared.json"
+    config = str(REPO_ROOT / "configs" / "synthetic" / "source_only.yaml")
+    tiny = ["data.crop_size=[32,32]", "model.decoder_channels=8", "model.pretrained=null"]
+    code = main(
+        ["--quiet", "bench", config, "--iters", "1", "--warmup", "0", "--concurrent", "2",
+         "--out", str(out), *tiny]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert len(report["median_seconds"]) == 2 and all(s > 0 for s in report["median_seconds"])
+    assert all(device.startswith("cpu") for device in report["devices"])
+
+
+def test_bench_concurrent_failure_is_one_line(capsys):
+    from omuda.cli import main
+
+    config = str(REPO_ROOT / "configs" / "synthetic" / "source_only.yaml")
+    code = main(["bench", config, "--concurrent", "2", "model.backbone=resnet"])
+    assert code == 2
+    assert "model.backbone must be one of" in capsys.readouterr().err

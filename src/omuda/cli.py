@@ -229,6 +229,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"train.device={args.device}")
+    if args.concurrent > 1:
+        from omuda.engine.concurrent_bench import run_concurrent
+
+        load_config(args.config, overrides)  # a bad config fails once, here
+        options = ["--iters", str(args.iters), "--warmup", str(args.warmup)]
+        shared = run_concurrent(args.config, args.concurrent, options + overrides)
+        print(shared.table())
+        if args.out:
+            Path(args.out).write_text(json.dumps(shared.to_dict(), indent=2))
+        return 0
     cfg = load_config(args.config, overrides)
     report = run_benchmark(cfg, iters=args.iters, warmup=args.warmup, count_flops=args.flops)
     print(report.table())
@@ -385,6 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=int, default=3)
     bench.add_argument("--device", choices=("cpu", "cuda"))
     bench.add_argument("--flops", action="store_true", help="also count FLOP per iteration")
+    bench.add_argument(
+        "--concurrent",
+        type=int,
+        default=1,
+        metavar="N",
+        help="start N copies at once and report each one's median step (CPU sharing)",
+    )
     bench.add_argument("--out", help="JSON report")
     bench.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE")
     bench.set_defaults(run=_cmd_bench)

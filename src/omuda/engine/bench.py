@@ -18,10 +18,11 @@ import torch
 from omuda.config import Config
 from omuda.data.transforms import normalize
 from omuda.engine import builders
-from omuda.engine.distributed import init_distributed
+from omuda.engine.distributed import DistInfo, init_distributed
 from omuda.engine.gradient_ledger import GradientLedger, median_shares, shared_parameters
 from omuda.engine.optim import lr_factor, set_learning_rate
 from omuda.engine.step import SectionTimer, StepState, train_step
+from omuda.engine.threads import ThreadBalancer, balanced_threads
 from omuda.engine.train import amp_dtype, autocast_factory
 
 
@@ -147,12 +148,24 @@ def run_benchmark(
 ) -> BenchReport:
     """Time `iters` training steps after `warmup` steps; see the module docstring.
 
-    With `count_flops` the report adds `iteration_flops`.
+    With `count_flops` the report adds `iteration_flops`. On a CPU the run takes its fair
+    share of the CPUs among the omuda runs on the machine, as training does.
     """
     dist_info = init_distributed(cfg.train.device)
     device = dist_info.device
-    if cfg.train.threads > 0:
-        torch.set_num_threads(cfg.train.threads)
+    with balanced_threads(cfg.train.threads, on_cpu=device.type == "cpu") as balancer:
+        return _run_benchmark(cfg, iters, warmup, count_flops, dist_info, balancer)
+
+
+def _run_benchmark(
+    cfg: Config,
+    iters: int,
+    warmup: int,
+    count_flops: bool,
+    dist_info: DistInfo,
+    balancer: ThreadBalancer | None,
+) -> BenchReport:
+    device = dist_info.device
     torch.manual_seed(cfg.train.seed)
     adaptation = cfg.adaptation
     models = builders.build_training_models(cfg, device)
@@ -177,6 +190,8 @@ def run_benchmark(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for index in range(warmup + iters):
+        if balancer is not None:
+            balancer.refresh()
         set_learning_rate(optimizer, lr_factor(1000 + index, 40000, 1500, 1e-6, 1.0))
         timed = index >= warmup
         timer = SectionTimer(device, enabled=timed)

@@ -30,6 +30,7 @@ from omuda.engine.logging import MetricLogger
 from omuda.engine.optim import lr_factor, set_learning_rate
 from omuda.engine.recording import RunRecorder, val_record
 from omuda.engine.step import StepState, train_step
+from omuda.engine.threads import balanced_threads
 from omuda.engine.workdir_lock import hold_work_dir
 from omuda.errors import OmudaError
 
@@ -159,8 +160,12 @@ def _train(
     dist_info = init_distributed(cfg.train.device)
     device = dist_info.device
     main = dist_info.rank == 0
-    if cfg.train.threads > 0:
-        torch.set_num_threads(cfg.train.threads)
+    # CPU threads: a fair share of the CPUs among the omuda runs on this machine.
+    balancer = on_exit.enter_context(
+        balanced_threads(cfg.train.threads, on_cpu=device.type == "cpu")
+    )
+    if main and balancer is not None:
+        print(f"threads: {balancer.decision.threads} ({balancer.decision.reason})")
     adaptation = cfg.adaptation
     uses_target = adaptation.self_training
 
@@ -293,6 +298,8 @@ def _train(
             shown = {k: f"{v:.3f}" for k, v in values.items() if k in losses and "/" not in k}
             bar.set_postfix(shown)
         bar.update(1)
+        if balancer is not None and (change := balancer.refresh()) and main:
+            bar.write(change)
         # Checkpoint before evaluating: a failing evaluation must not lose the iterations.
         if main and save_now:
             save_training_checkpoint(
