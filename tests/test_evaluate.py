@@ -164,12 +164,17 @@ def test_result_table_and_json():
     assert road.split()[1:] == ["50.00", "25.00"]
     terrain = next(line for line in lines if line.startswith("terrain"))
     assert terrain.split()[1:] == ["-", "25.00"]
-    assert any(line.startswith("mIoU (16)") for line in lines)
+    # the 16- and 13-class rows are named as the SYNTHIA protocols, and explained
+    assert any(line.startswith("mIoU (16, SYNTHIA)") for line in lines)
+    assert any(line.startswith("mIoU (13, SYNTHIA)") for line in lines)
+    assert any("SYNTHIA->Cityscapes protocols" in line for line in lines)
     with pytest.raises(ValueError, match="expected 19"):
         result.table(extra_columns={"short": [0.1]})
 
     as_dict = result.to_dict()
     assert as_dict["iou"][9] is None and as_dict["num_images"] == 3
+    assert as_dict["classes"][0] == "road" and as_dict["classes"][9] == "terrain"
+    assert len(as_dict["classes"]) == len(as_dict["iou"]) == 19
     assert json.loads(json.dumps(as_dict, allow_nan=False)) == as_dict
 
 

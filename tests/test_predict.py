@@ -11,7 +11,14 @@ from torch import Tensor, nn
 
 from omuda.data.io import read_image, read_label, write_image
 from omuda.data.labels import PALETTE
-from omuda.engine.predict import collect_images, overlay, predict_paths
+from omuda.engine.predict import (
+    class_borders,
+    collect_images,
+    inference_size,
+    legend_image,
+    overlay,
+    predict_paths,
+)
 from omuda.errors import OmudaError
 
 CAR, ROAD = 13, 0
@@ -48,6 +55,7 @@ def test_writes_colour_train_id_and_overlay_files_at_original_size(tmp_path):
         out / "frame_01_pred.png",
         out / "frame_01_trainIds.png",
         out / "frame_01_overlay.png",
+        out / "legend.png",
     ]
     train_ids = read_label(out / "frame_01_trainIds.png")
     assert train_ids.shape == (30, 40) and train_ids.dtype == np.uint8
@@ -58,6 +66,10 @@ def test_writes_colour_train_id_and_overlay_files_at_original_size(tmp_path):
     blended = read_image(out / "frame_01_overlay.png")
     # Half image red (255, 0, 0), half car blue (0, 0, 142).
     assert tuple(blended[0, 0]) == (128, 0, 71)
+    # The car/road border is white: the last car column, whose right neighbour is road.
+    last_car = int((train_ids[0] == CAR).sum()) - 1
+    assert tuple(blended[5, last_car]) == (255, 255, 255)
+    assert tuple(blended[5, last_car - 1]) == (128, 0, 71)
     assert model.training  # mode restored
 
 
@@ -71,7 +83,7 @@ def test_folders_are_searched_recursively_for_png_and_jpeg(tmp_path):
     assert [path.name for path in found] == ["a.png", "b.JPG", "c.jpeg"]
 
     written = predict_paths(RedIsCarModel(), [tmp_path / "in"], tmp_path / "out", "cpu", (20, 16))
-    assert len(written) == 9
+    assert len(written) == 10  # 3 per image, one legend
     assert all(path.is_file() for path in written)
 
 
@@ -124,3 +136,59 @@ def test_overlay_blend_and_alpha_check(tmp_path):
     assert overlay(image, colours, 0.25)[0, 0].tolist() == [150, 150, 150]
     with pytest.raises(OmudaError, match="alpha"):
         predict_paths(RedIsCarModel(), [Path("x.png")], tmp_path, "cpu", overlay_alpha=1.5)
+
+
+def test_class_borders_and_a_grey_class_on_a_grey_image():
+    train_ids = np.array([[2, 2, 0, 0], [2, 2, 0, 0], [2, 2, 2, 2]], dtype=np.uint8)
+    expected = np.array(
+        [[0, 1, 0, 0], [0, 1, 1, 1], [0, 0, 0, 0]], dtype=bool
+    )  # right neighbour differs, or the one below
+    np.testing.assert_array_equal(class_borders(train_ids), expected)
+
+    # Building grey (70, 70, 70) over a (70, 70, 70) wall: the blend alone is invisible,
+    # the border is not.
+    image = np.full((3, 4, 3), 70, dtype=np.uint8)
+    colours = np.array(PALETTE, dtype=np.uint8)[train_ids]
+    blended = overlay(image, colours, 0.5, train_ids)
+    assert tuple(blended[0, 0]) == (70, 70, 70) and tuple(blended[0, 1]) == (255, 255, 255)
+    assert tuple(blended[0, 3]) == (99, 67, 99)  # road (128, 64, 128) half over 70
+
+
+def test_inference_size_is_the_image_own_within_the_model_limits():
+    assert inference_size(1024, 512, None) == (1024, 512)
+    assert inference_size(640, 480, None) == (640, 480)
+    assert inference_size(20, 10, None) == (64, 32)  # shorter side raised to 32
+    assert inference_size(4096, 2048, None) == (2048, 1024)  # 2048 x 1024 pixels at most
+    assert inference_size(4000, 2000, (256, 128)) == (256, 128)  # --scale: keep-ratio fit
+
+
+def test_predict_keeps_the_image_size_by_default(tmp_path):
+    """Without a scale the network sees each image at its own size."""
+    seen = []
+
+    class Recorder(RedIsCarModel):
+        def forward(self, images: Tensor) -> Tensor:
+            seen.append(tuple(images.shape[2:]))
+            return super().forward(images)
+
+    write_image(tmp_path / "big.png", half_red_image(96, 160))
+    predict_paths(Recorder(), [tmp_path / "big.png"], tmp_path / "out", "cpu")
+    predict_paths(Recorder(), [tmp_path / "big.png"], tmp_path / "small", "cpu", (40, 24))
+    assert seen == [(96, 160), (24, 40)]
+
+
+def test_legend_has_a_row_of_each_class_colour():
+    legend = legend_image(row_height=20, width=200)
+    assert legend.shape == (19 * 20, 200, 3) and legend.dtype == np.uint8
+    for class_id, colour in enumerate(PALETTE):
+        assert tuple(legend[class_id * 20 + 10, 10]) == colour  # the swatch
+    names = legend[:, 48:]  # the text column holds dark (name) pixels on every row
+    assert all((names[row * 20 : (row + 1) * 20] < 128).any() for row in range(19))
+
+
+def test_an_input_named_like_the_legend_is_never_overwritten(tmp_path):
+    write_image(tmp_path / "legend.png", half_red_image())
+    before = (tmp_path / "legend.png").read_bytes()
+    with pytest.raises(OmudaError, match="legend.png"):
+        predict_paths(RedIsCarModel(), [tmp_path / "legend.png"], tmp_path, "cpu")
+    assert (tmp_path / "legend.png").read_bytes() == before

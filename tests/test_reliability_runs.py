@@ -286,7 +286,8 @@ def test_predict_into_its_input_folder_never_overwrites_or_skips_a_user_file(
     # an output folder inside the input folder: every user image is predicted, twice over
     for _ in range(2):
         assert main([*argv, "--out", str(photos / "pred"), str(photos)]) == 0
-    assert len(list((photos / "pred").iterdir())) == 6  # 2 images x 3 files, no pred of preds
+    # 2 images x 3 files and legend.png, no pred of preds
+    assert len(list((photos / "pred").iterdir())) == 7
     assert (photos / "street_overlay.png").read_bytes() == user_file
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -12,6 +13,8 @@ from typing import NoReturn
 from omuda import __version__
 from omuda.errors import OmudaError
 from omuda.limits import MAX_ASPECT_RATIO, MAX_IMAGE_SIDE
+
+FORMATS = ("text", "markdown", "csv")  # omuda compare --format
 
 # The longest error line printed; a message never echoes unbounded input.
 _MAX_ERROR_CHARS = 500
@@ -95,13 +98,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from omuda.data.io import atomic_write_bytes
     from omuda.engine import builders
-    from omuda.engine.checkpoint import load_model_for_inference, resolve_checkpoint
+    from omuda.engine.checkpoint import (
+        best_checkpoint_hint,
+        load_inference_model,
+        resolve_checkpoint,
+    )
     from omuda.engine.distributed import init_distributed
     from omuda.engine.evaluate import check_result_path, evaluate
     from omuda.engine.train import amp_dtype
 
     checkpoint = resolve_checkpoint(Path(args.checkpoint))
-    cfg, model = load_model_for_inference(checkpoint, args.overrides, args.weights)
+    loaded = load_inference_model(checkpoint, args.overrides, args.weights)
+    cfg, model = loaded.cfg, loaded.model
     suffix = ".teacher.eval.json" if args.weights == "teacher" else ".eval.json"
     out = Path(args.out) if args.out else checkpoint.with_suffix(suffix)
     datasets = (cfg.data.source, cfg.data.target, cfg.data.val)
@@ -123,62 +131,109 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
     if dist_info.rank == 0:
         print(result.table())
-        atomic_write_bytes(out, json.dumps(result.to_dict(), indent=2).encode())
+        at = f"iteration {loaded.iteration}, " if loaded.iteration is not None else ""
+        print(f"evaluated {checkpoint} ({at}{args.weights} weights)")
+        hint = best_checkpoint_hint(Path(args.checkpoint), loaded.iteration)
+        if hint:
+            print(hint)
+        record = {
+            **result.to_dict(),
+            "checkpoint": str(checkpoint),
+            "iteration": loaded.iteration,
+            "weights": args.weights,
+        }
+        atomic_write_bytes(out, json.dumps(record, indent=2).encode())
         print(f"results written to {out}")
     return 0
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from omuda.engine.checkpoint import load_model_for_inference, resolve_checkpoint
+    from omuda.engine.checkpoint import load_inference_model, resolve_checkpoint
     from omuda.engine.distributed import init_distributed
-    from omuda.engine.predict import predict_paths
+    from omuda.engine.predict import MAX_INFERENCE_PIXELS, MIN_INFERENCE_SIDE, predict_paths
 
+    # Like train and evaluate: KEY=VALUE words are config overrides, the others inputs.
+    inputs = [word for word in args.inputs if not _is_override(word)]
+    overrides = [*args.overrides, *(word for word in args.inputs if _is_override(word))]
+    if not inputs:
+        raise OmudaError("predict needs at least one image or folder")
     checkpoint = resolve_checkpoint(Path(args.checkpoint))
-    cfg, model = load_model_for_inference(checkpoint, args.overrides)
+    loaded = load_inference_model(checkpoint, overrides)
+    cfg, model = loaded.cfg, loaded.model
+    scale = None if args.scale is None else (args.scale[0], args.scale[1])
+    if scale is not None and min(scale) < 1:
+        raise OmudaError(f"--scale takes a positive width and height, got {scale[0]} {scale[1]}")
     device = init_distributed(cfg.train.device).device
     written = predict_paths(
         model.to(device),
-        [Path(p) for p in args.inputs],
+        [Path(p) for p in inputs],
         Path(args.out),
         device,
-        scale=cfg.data.val.scale,
+        scale=scale,
         mode=cfg.eval.mode,
         crop_size=cfg.eval.crop_size,
         stride=cfg.eval.stride,
+        overlay_alpha=args.alpha,
         progress=not args.quiet,
     )
-    print(f"wrote {len(written)} files to {args.out}")
+    size = (
+        f"at its own size (at least {MIN_INFERENCE_SIDE} pixels a side, at most"
+        f" {MAX_INFERENCE_PIXELS} pixels)"
+        if scale is None
+        else f"fitted into {scale[0]}x{scale[1]}"
+    )
+    images = (len(written) - 1) // 3
+    print(f"predicted {images} images with {checkpoint}, each {size}")
+    print(f"wrote {len(written)} files to {args.out} (listed in `omuda predict --help`)")
     return 0
 
 
+def _is_override(word: str) -> bool:
+    """A `section.key=value` word that names no existing file."""
+    return bool(re.match(r"[A-Za-z_]\w*(\.\w+)+=", word)) and not Path(word).exists()
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from omuda.engine.evaluate import comparison_table
+    from omuda.data.io import atomic_write_bytes
+    from omuda.engine.compare import comparison, format_for, load_run_evaluation, run_names
     from omuda.engine.gradient_ledger import last_logged_shares, share_table
 
-    results = {}
+    runs = [load_run_evaluation(Path(run), best=args.best) for run in args.runs]
+    print(comparison(runs, args.format))
+    if args.out:
+        out = Path(args.out)
+        if any(out.resolve() == run.path.resolve() for run in runs):
+            raise OmudaError(f"--out {out} is one of the evaluations read; it is left as it is")
+        atomic_write_bytes(out, (comparison(runs, format_for(out)) + "\n").encode())
+        print(f"table written to {out}")
     shares = {}
-    for run in args.runs:
-        path = Path(run)
-        path = path / "eval.json" if path.is_dir() else path
-        if not path.is_file():
-            raise OmudaError(f"no evaluation found at {path} (train or evaluate first)")
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise OmudaError(f"{path} is not a JSON evaluation result") from None
-        if not isinstance(data, dict):
-            raise OmudaError(f"{path} is not an evaluation result (expected a JSON object)")
-        name = Path(run).name if Path(run).is_dir() else path.stem
-        if name in results:  # e.g. two seed0 folders: keep them apart by their parent
-            name = f"{Path(run).parent.name}/{name}"
-        results[name] = data.get("eval", data)
-        logged = last_logged_shares(path.parent / "metrics.jsonl")
+    for name, run in zip(run_names(runs), runs, strict=True):
+        logged = last_logged_shares(run.run_dir / "metrics.jsonl")
         if logged is not None:
             shares[name] = logged
-    print(comparison_table(results))
-    if shares:
+    if shares and args.format == "text":
         print()
         print(share_table(shares))
+    return 0
+
+
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    from omuda.config import config_from_dict, load_config
+    from omuda.config_show import show_config
+
+    source = Path(args.config)
+    if source.is_dir():  # a work dir: the config its run used
+        source = source / "config.yaml"
+    if source.suffix in (".pt", ".pth"):
+        from omuda.engine.checkpoint import load_checkpoint
+
+        saved = load_checkpoint(source).get("config")
+        if not isinstance(saved, dict):
+            raise OmudaError(f"{source} holds no omuda config (not an omuda checkpoint)")
+        cfg = config_from_dict(saved, args.overrides)
+    else:
+        cfg = load_config(source, args.overrides)
+    print(show_config(cfg, str(source)))
     return 0
 
 
@@ -247,6 +302,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+_OVERRIDES = (
+    "config overrides by dotted name, e.g. train.iters=2000 data.root=/data;"
+    " `omuda config show CONFIG` lists every key with its value"
+)
+_CHECKPOINT_OVERRIDES = (
+    "overrides of the checkpoint's config, e.g. data.root=/data eval.mode=slide;"
+    " `omuda config show WORK_DIR` (or CHECKPOINT) lists every key with its value"
+)
+_PREDICT_FILES = """files written into --out:
+  <stem>_pred.png      the predicted classes in the Cityscapes colours
+  <stem>_trainIds.png  the predicted train ids 0-18, one grey level per class
+  <stem>_overlay.png   the image blended with the colours (--alpha), class borders white
+  legend.png           each colour with its class id and name, once per folder
+All at the image's own size; an output that would replace an input is refused."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse whose usage mistakes end as one `omuda: error: ...` line, like every failure."""
 
@@ -265,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"Images may be at most {MAX_IMAGE_SIDE} x {MAX_IMAGE_SIDE} pixels, no side more than"
         f" {MAX_ASPECT_RATIO} times the other; larger ones are refused from their header,"
         " before decoding. Every failure ends with one line `omuda: error: ...` and exit"
-        " status 2 (docs/RELIABILITY.md).",
+        " status 2 (docs/RELIABILITY.md). `omuda config show CONFIG` prints every config key"
+        " with its value; KEY=VALUE arguments override them.",
     )
     parser.add_argument("--version", action="version", version=f"omuda {__version__}")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -310,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", help="a YAML config, e.g. configs/synthetic/omuda.yaml")
     train.add_argument("--work-dir", help="default: work_dirs/<config name>")
     train.add_argument("--resume", action="store_true", help="continue from latest.pt")
-    train.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    train.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE", help=_OVERRIDES)
     train.set_defaults(run=_cmd_train)
 
     evaluate = commands.add_parser(
@@ -328,30 +400,96 @@ def build_parser() -> argparse.ArgumentParser:
         default="student",
         help="teacher: the EMA teacher (on data.val.split=train: pseudo-label quality)",
     )
-    evaluate.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    evaluate.add_argument(
+        "overrides", nargs="*", default=[], metavar="KEY=VALUE", help=_CHECKPOINT_OVERRIDES
+    )
     evaluate.set_defaults(run=_cmd_evaluate)
 
     predict = commands.add_parser(
-        "predict", parents=[common], help="palette PNGs and overlays for images"
+        "predict",
+        parents=[common],
+        help="palette PNGs and overlays for images",
+        usage="omuda predict --checkpoint PATH --out DIR [--scale W H] [--alpha A]"
+        " IMAGE_OR_FOLDER ... [KEY=VALUE ...]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_PREDICT_FILES,
     )
-    predict.add_argument("--checkpoint", required=True, help="a checkpoint file or a work dir")
-    predict.add_argument("--out", required=True)
-    predict.add_argument("inputs", nargs="+", help="images or folders")
     predict.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override, e.g. --set eval.mode=slide (repeatable)",
+        "--checkpoint", required=True, help="a checkpoint file or a work dir (its latest.pt)"
+    )
+    predict.add_argument("--out", required=True, help="folder for the files listed below")
+    predict.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="images (.png, .jpg, .jpeg), folders searched for them, and KEY=VALUE overrides"
+        " of the checkpoint's config as for evaluate (e.g. eval.mode=slide; `omuda config"
+        " show WORK_DIR` lists every key)",
+    )
+    predict.add_argument(
+        "--scale",
+        nargs=2,
+        type=int,
+        metavar=("W", "H"),
+        help="fit each image into W x H pixels, keeping its aspect ratio, before the network"
+        " sees it (e.g. the model's training scale, data.val.scale); default: each image's"
+        " own size, at least 32 pixels a side and at most 2048 x 1024 pixels in all",
+    )
+    predict.add_argument(
+        "--alpha",
+        type=float,
+        default=0.5,
+        help="opacity of the class colours in the overlay, 0 to 1 (default 0.5)",
+    )
+    predict.add_argument(  # the earlier spelling of KEY=VALUE, kept working
+        "--set", dest="overrides", action="append", default=[], help=argparse.SUPPRESS
     )
     predict.set_defaults(run=_cmd_predict)
 
     compare = commands.add_parser(
-        "compare", parents=[common], help="per-class IoU of runs side by side"
+        "compare",
+        parents=[common],
+        help="per-class IoU of runs side by side",
+        description="Per-class IoU of runs side by side, each column named after its work"
+        " dir, with a difference column (second - first) for two runs.",
     )
-    compare.add_argument("runs", nargs="+", help="work dirs (eval.json) or result JSON files")
+    compare.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN",
+        help="work dirs (their eval.json: the final evaluation) or result JSON files of"
+        " train or evaluate",
+    )
+    compare.add_argument(
+        "--best",
+        action="store_true",
+        help="read each work dir's best evaluation by val mIoU (checkpoints/best.json)",
+    )
+    compare.add_argument("--format", choices=FORMATS, default="text", help="printed table")
+    compare.add_argument(
+        "--out", help="also write the table to a file: .md as Markdown, .csv as CSV, else text"
+    )
     compare.set_defaults(run=_cmd_compare)
+
+    config = commands.add_parser(
+        "config", parents=[common], help="print a resolved config (`omuda config show`)"
+    )
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    show = config_commands.add_parser(
+        "show",
+        parents=[common],
+        help="every key of a config with its value, allowed values and default",
+        description="Print the config a run would use, as YAML: every key with its value,"
+        " its allowed values and, where it differs, its default. The output is a valid"
+        " config file.",
+    )
+    show.add_argument(
+        "config",
+        metavar="CONFIG",
+        help="a YAML config, a work dir (its config.yaml) or an omuda checkpoint",
+    )
+    show.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE", help=_OVERRIDES)
+    show.set_defaults(run=_cmd_config_show)
 
     report = commands.add_parser(
         "report",
@@ -384,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     ablation.add_argument("--work-dir", default="work_dirs/ablation")
     ablation.add_argument("--parallel", type=int, default=1, help="runs at a time")
     ablation.add_argument("--summary-only", action="store_true", help="only summarise")
-    ablation.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    ablation.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE", help=_OVERRIDES)
     ablation.set_defaults(run=_cmd_ablation)
 
     bench = commands.add_parser(

@@ -118,7 +118,10 @@ def build_source_sampler(
         foreground_probability=sampling.foreground_probability,
     )
     if verbose and probabilities is not None:
-        print(f"source sampling '{sampling.strategy}', class probabilities:")
+        print(
+            f"source sampling '{sampling.strategy}': each source crop is drawn for one class,"
+            " chosen with these probabilities (rare classes more often than their pixel share)"
+        )
         print(format_class_probabilities(probabilities, CLASS_NAMES))
     return SourceSampler(
         class_pixels,

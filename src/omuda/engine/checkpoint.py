@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,7 @@ import torch
 from torch import nn
 
 from omuda.config import Config, config_from_dict
+from omuda.data.io import atomic_write_bytes
 from omuda.engine.builders import build_student
 from omuda.errors import OmudaError, shorten
 from omuda.models.weights import load_segmentor_weights
@@ -108,23 +113,121 @@ def save_training_checkpoint(work_dir: Path, iteration: int, state: dict[str, An
     folder = work_dir / "checkpoints"
     path = folder / f"iter_{iteration}.pt"
     save_checkpoint(state, path)
-    latest_tmp = folder / ".latest.pt.tmp"
-    latest_tmp.unlink(missing_ok=True)
+    _link_atomically(path, folder / "latest.pt")
+    return path
+
+
+def _link_atomically(source: Path, target: Path) -> None:
+    """`target` becomes a hard link to `source` (a copy where links are unsupported),
+    swapped in with one rename: readers see the old file or the new one, never a part."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.unlink(missing_ok=True)
     try:
         try:
-            os.link(path, latest_tmp)
+            os.link(source, tmp)
         except OSError:
-            shutil.copyfile(path, latest_tmp)
-        os.replace(latest_tmp, folder / "latest.pt")
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
     except BaseException:
-        latest_tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+BEST_CHECKPOINT = "best.pt"
+BEST_RECORD = "best.json"  # beside best.pt: its iteration and evaluation
+
+
+def read_best_record(work_dir: Path) -> dict[str, Any] | None:
+    """`{"iteration": N, "checkpoint": "checkpoints/best.pt", "eval": {...}}` of the run's
+    best checkpoint by val mIoU, or None when the run kept none (or the record is
+    unreadable)."""
+    folder = work_dir / "checkpoints"
+    if not (folder / BEST_CHECKPOINT).is_file():
+        return None
+    try:
+        record = json.loads((folder / BEST_RECORD).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("eval"), dict):
+        return None
+    return record
+
+
+def best_checkpoint_hint(given: Path, iteration: int | None) -> str | None:
+    """For a work dir given as `--checkpoint` (read as its latest.pt, at `iteration`): where
+    its best checkpoint by val mIoU is, when that is another iteration; else None."""
+    best = read_best_record(given) if given.is_dir() else None
+    if best is None or best.get("iteration") == iteration:
+        return None
+    miou = best["eval"].get("miou")
+    score = f", val mIoU {100 * miou:.2f}" if isinstance(miou, float) else ""
+    return (
+        f"the best by val mIoU (iteration {best.get('iteration')}{score}) is"
+        f" {given / 'checkpoints' / BEST_CHECKPOINT}: pass it as --checkpoint to use it"
+    )
+
+
+class BestCheckpoint:
+    """Keeps `checkpoints/best.pt`: the weights of the evaluation with the highest val
+    mIoU so far, with `best.json` (iteration, evaluation) beside it. Both are replaced
+    atomically; a resumed run continues from the recorded best."""
+
+    def __init__(self, work_dir: Path, resume: bool) -> None:
+        self.folder = work_dir / "checkpoints"
+        record = read_best_record(work_dir) if resume else None
+        miou = record["eval"].get("miou") if record else None
+        self.miou = float(miou) if isinstance(miou, (int, float)) else -math.inf
+        self.iteration = int(record["iteration"]) if record else None
+
+    def update(
+        self,
+        iteration: int,
+        evaluation: dict[str, Any],
+        saved: Path | None,
+        state: Callable[[], dict[str, Any]],
+    ) -> bool:
+        """Keep this evaluation's weights when its mIoU beats the best so far: a link to
+        `saved` (the checkpoint written at this iteration) or else `state()` written anew.
+        Returns whether best.pt changed."""
+        miou = evaluation.get("miou")
+        if not isinstance(miou, float) or not math.isfinite(miou) or miou <= self.miou:
+            return False
+        path = self.folder / BEST_CHECKPOINT
+        if saved is not None:
+            _link_atomically(saved, path)
+        else:
+            save_checkpoint(state(), path)
+        record = {
+            "iteration": iteration,
+            "checkpoint": f"checkpoints/{BEST_CHECKPOINT}",
+            "eval": evaluation,
+        }
+        atomic_write_bytes(self.folder / BEST_RECORD, json.dumps(record, indent=2).encode())
+        self.miou, self.iteration = miou, iteration
+        return True
 
 
 def load_model_for_inference(
     path: Path, overrides: list[str] | tuple[str, ...] = (), weights: str = "student"
 ) -> tuple[Config, nn.Module]:
+    """A checkpoint's network and config (`load_inference_model` without the iteration)."""
+    loaded = load_inference_model(path, overrides, weights)
+    return loaded.cfg, loaded.model
+
+
+@dataclass
+class InferenceModel:
+    """A checkpoint's network with its config and the iteration it was saved at (None when
+    the file does not say)."""
+
+    cfg: Config
+    model: nn.Module
+    iteration: int | None
+
+
+def load_inference_model(
+    path: Path, overrides: list[str] | tuple[str, ...] = (), weights: str = "student"
+) -> InferenceModel:
     """A checkpoint's network, ready for evaluation, with the config it was trained with.
 
     Accepts omuda checkpoints (config inside, the student under `model`, the EMA teacher
@@ -152,4 +255,6 @@ def load_model_for_inference(
     report = load_segmentor_weights(model, state)
     if report.missing:
         raise OmudaError(f"{path} lacks weights for this model: {report.summary()}")
-    return cfg, model
+    meta = checkpoint.get("meta")  # DAFormer / MIC: {"iter": N, ...}
+    iteration = checkpoint.get("iteration", meta.get("iter") if isinstance(meta, dict) else None)
+    return InferenceModel(cfg, model, iteration if isinstance(iteration, int) else None)

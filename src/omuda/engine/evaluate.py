@@ -133,10 +133,23 @@ def _percent(value: float) -> str:
     return "-" if math.isnan(value) else f"{100 * value:.2f}"
 
 
-def iou_table(columns: dict[str, list[float | None]]) -> str:
-    """Side-by-side per-class IoU table in percent: one column per name, each holding K
-    per-class IoUs as fractions (None or NaN = absent class, printed "-"), followed by the
-    mIoU rows (all K classes; with K = 19 also the SYNTHIA 16- and 13-class means)."""
+# The SYNTHIA -> Cityscapes protocols score 16 classes (SYNTHIA has no terrain, truck or
+# train) and 13 (also without wall, fence and pole); their rows say so by name.
+SYNTHIA_16_LABEL = "mIoU (16, SYNTHIA)"
+SYNTHIA_13_LABEL = "mIoU (13, SYNTHIA)"
+PROTOCOL_NOTE = (
+    "(16, SYNTHIA), (13, SYNTHIA): the SYNTHIA->Cityscapes protocols (16: no terrain, truck,"
+    " train; 13: also no wall, fence, pole)"
+)
+
+
+def iou_rows(columns: dict[str, list[float | None]]) -> list[tuple[str, list[float]]]:
+    """(label, one value per column) rows of a per-class IoU table: one row per class, then
+    the mIoU rows (all K classes; with K = 19 also the SYNTHIA 16- and 13-class means).
+
+    columns maps a name to K per-class IoUs as fractions (None or NaN = absent class, kept
+    as NaN).
+    """
     if not columns:
         raise ValueError("iou_table needs at least one column")
     columns = {
@@ -155,32 +168,49 @@ def iou_table(columns: dict[str, list[float | None]]) -> str:
     summaries: list[tuple[str, list[int]]] = [(f"mIoU ({num_classes})", list(range(num_classes)))]
     if num_classes == NUM_CLASSES:
         summaries += [
-            ("mIoU (16)", list(SYNTHIA_16_CLASSES)),
-            ("mIoU (13)", list(SYNTHIA_13_CLASSES)),
+            (SYNTHIA_16_LABEL, list(SYNTHIA_16_CLASSES)),
+            (SYNTHIA_13_LABEL, list(SYNTHIA_13_CLASSES)),
         ]
-    summary_rows = [
+    return rows + [
         (label, [_nanmean([values[c] for c in subset]) for values in columns.values()])
         for label, subset in summaries
     ]
 
-    name_width = max(len(name) for name, _ in rows + summary_rows)
-    widths = [max(len(name), 6) for name in columns]
-    header = "class".ljust(name_width) + "".join(
-        f"  {name:>{width}}" for name, width in zip(columns, widths, strict=True)
+
+def format_text_table(
+    header: list[str], rows: list[tuple[str, list[str]]], summary_from: int
+) -> str:
+    """A plain-text table: `header` (first cell = the label column's title), one line per
+    row of already formatted cells, a rule before row index `summary_from`."""
+    name_width = max(len(label) for label in [header[0], *(label for label, _ in rows)])
+    widths = [max(len(name), 6) for name in header[1:]]
+    line = header[0].ljust(name_width) + "".join(
+        f"  {name:>{width}}" for name, width in zip(header[1:], widths, strict=True)
     )
-    rule = "-" * len(header)
+    rule = "-" * len(line)
 
-    def format_row(label: str, values: list[float]) -> str:
-        cells = "".join(
-            f"  {_percent(value):>{width}}" for value, width in zip(values, widths, strict=True)
+    def format_row(label: str, cells: list[str]) -> str:
+        return label.ljust(name_width) + "".join(
+            f"  {cell:>{width}}" for cell, width in zip(cells, widths, strict=True)
         )
-        return label.ljust(name_width) + cells
 
-    lines = [header, rule]
-    lines += [format_row(label, values) for label, values in rows]
+    lines = [line, rule]
+    lines += [format_row(label, cells) for label, cells in rows[:summary_from]]
     lines.append(rule)
-    lines += [format_row(label, values) for label, values in summary_rows]
+    lines += [format_row(label, cells) for label, cells in rows[summary_from:]]
     return "\n".join(lines)
+
+
+def iou_table(columns: dict[str, list[float | None]]) -> str:
+    """Side-by-side per-class IoU table in percent: one column per name, each holding K
+    per-class IoUs as fractions (None or NaN = absent class, printed "-"), followed by the
+    mIoU rows (all K classes; with K = 19 also the SYNTHIA 16- and 13-class means, named
+    as such, and a line explaining them)."""
+    rows = iou_rows(columns)
+    num_classes = len(next(iter(columns.values())))
+    cells = [(label, [_percent(value) for value in values]) for label, values in rows]
+    table = format_text_table(["class", *columns], cells, num_classes)
+    return table + ("\n" + PROTOCOL_NOTE if num_classes == NUM_CLASSES else "")
 
 
 def comparison_table(results: dict[str, dict]) -> str:
@@ -252,8 +282,11 @@ class EvalResult:
         return iou_table(columns) + "\n" + accuracy
 
     def to_dict(self) -> dict:
-        """JSON-ready copy of the fields; NaN becomes None."""
+        """JSON-ready copy of the fields; NaN becomes None. `classes` names the `iou`
+        entries in order; `miou16` / `miou13` are the SYNTHIA protocols' means."""
+        names = CLASS_NAMES if len(self.iou) == NUM_CLASSES else range(len(self.iou))
         return {
+            "classes": [str(name) for name in names],
             "iou": [_nan_to_none(value) for value in self.iou],
             "miou": _nan_to_none(self.miou),
             "miou16": _nan_to_none(self.miou16),

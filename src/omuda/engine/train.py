@@ -22,13 +22,19 @@ from omuda.data.datasets import collate
 from omuda.data.io import atomic_write_bytes
 from omuda.data.workers import exit_with_parent
 from omuda.engine import builders
-from omuda.engine.checkpoint import load_checkpoint, save_training_checkpoint
+from omuda.engine.checkpoint import BestCheckpoint, load_checkpoint, save_training_checkpoint
 from omuda.engine.distributed import DistInfo, all_reduce_sum_, cleanup, init_distributed
 from omuda.engine.evaluate import EvalResult, evaluate
 from omuda.engine.gradient_ledger import GradientLedger, shared_parameters
 from omuda.engine.logging import MetricLogger
 from omuda.engine.optim import lr_factor, set_learning_rate
 from omuda.engine.recording import RunRecorder, val_record
+from omuda.engine.run_log import (
+    checkpoints_summary,
+    console_copied_to,
+    resolved_config,
+    run_header,
+)
 from omuda.engine.step import StepState, train_step
 from omuda.engine.threads import balanced_threads
 from omuda.engine.workdir_lock import hold_work_dir
@@ -157,6 +163,9 @@ def _train(
         )
     if work_dir.exists() and not work_dir.is_dir():
         raise OmudaError(f"--work-dir {work_dir} exists and is not a folder")
+    console = None  # rank 0 copies what it prints into WORK_DIR/train.log
+    if os.environ.get("RANK", "0") == "0":
+        console = on_exit.enter_context(console_copied_to(work_dir / "train.log"))
     dist_info = init_distributed(cfg.train.device)
     device = dist_info.device
     main = dist_info.rank == 0
@@ -164,8 +173,6 @@ def _train(
     balancer = on_exit.enter_context(
         balanced_threads(cfg.train.threads, on_cpu=device.type == "cpu")
     )
-    if main and balancer is not None:
-        print(f"threads: {balancer.decision.threads} ({balancer.decision.reason})")
     adaptation = cfg.adaptation
     uses_target = adaptation.self_training
 
@@ -176,6 +183,11 @@ def _train(
         builders.build_train_dataset(cfg, cfg.data.target, labelled=False) if uses_target else None
     )
     val = builders.build_val_dataset(cfg)  # evaluated every eval_interval and at the end
+    if main:
+        sizes = {"source": len(source), "target": len(target or []), "val": len(val)}
+        print(run_header(cfg, work_dir, dist_info, balancer, sizes, resume))
+    if console is not None:
+        console.write_line(resolved_config(cfg))
 
     # Models: student, EMA teacher, frozen ImageNet extractor.
     torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
@@ -240,6 +252,7 @@ def _train(
         dynamic_ncols=True,
     )
     last_eval: EvalResult | None = None
+    best = BestCheckpoint(work_dir, resume)  # checkpoints/best.pt, by val mIoU
     started = time.perf_counter()
     # Whether every loss since the last check was finite, kept on the device: it is read
     # (one host sync) only before a log line or a checkpoint.
@@ -297,12 +310,16 @@ def _train(
             recorder.log_class_weights(logger, done, state)
             shown = {k: f"{v:.3f}" for k, v in values.items() if k in losses and "/" not in k}
             bar.set_postfix(shown)
+            if console is not None:  # the bar's values, as a line of the log
+                terms = " ".join(f"{key} {value}" for key, value in shown.items())
+                console.write_line(f"iter {done}/{train_cfg.iters}: {terms} lr {values['lr']:.3g}")
         bar.update(1)
         if balancer is not None and (change := balancer.refresh()) and main:
             bar.write(change)
         # Checkpoint before evaluating: a failing evaluation must not lose the iterations.
+        saved = None
         if main and save_now:
-            save_training_checkpoint(
+            saved = save_training_checkpoint(
                 work_dir, done, _checkpoint_state(cfg, student, teacher, optimizer, state)
             )
         if val is not None and (
@@ -312,16 +329,29 @@ def _train(
             logger.log(done, "val", val_record(last_eval))
             recorder.after_evaluation(logger, done, student, progress and main)
             if main:
-                bar.write(f"iter {done}: mIoU {100 * last_eval.miou:.2f}")
+                weights_now = functools.partial(
+                    _checkpoint_state, cfg, student, teacher, optimizer, state
+                )
+                kept = best.update(done, last_eval.to_dict(), saved, weights_now)
+                note = " (best so far: checkpoints/best.pt)" if kept else ""
+                bar.write(f"iter {done}: mIoU {100 * last_eval.miou:.2f}{note}")
     bar.close()
     logger.close()
     recorder.close()
     result = {"iterations": state.iteration, "seconds": time.perf_counter() - started}
     if last_eval is not None:
-        result["eval"] = last_eval.to_dict()
+        final = {"iteration": state.iteration, "checkpoint": "checkpoints/latest.pt"}
+        result["eval"] = {**last_eval.to_dict(), **final}
+        if best.iteration is not None:
+            result["best"] = {
+                "iteration": best.iteration,
+                "miou": best.miou,
+                "checkpoint": "checkpoints/best.pt",
+            }
         if main:
             atomic_write_bytes(work_dir / "eval.json", json.dumps(result, indent=2).encode())
             print(last_eval.table())
+            print(checkpoints_summary(work_dir, state.iteration, last_eval.miou, best))
     cleanup()
     return result
 
