@@ -64,8 +64,8 @@ def test_rows_shared_between_tables_run_once(tmp_path, monkeypatch):
     configs = REPO / "configs" / "synthetic"
     summaries = ablation.run_tables(["methods", "table4", "cdm"], configs, [0], tmp_path, [])
     # Table IV's baseline is the methods table's DAFormer, its last row and the CDM row of
-    # the default direction are the full OMUDA row: 5 + 3 + 1 distinct experiments.
-    assert len(launched) == 9, launched
+    # the default direction are the full OMUDA row: 8 + 3 + 1 distinct experiments.
+    assert len(launched) == 12, launched
     linked = tmp_path / "table4" / "all__omuda" / "seed0"
     assert linked.is_symlink() and linked.resolve() == (tmp_path / "methods/omuda/seed0").resolve()
     assert (tmp_path / "table4/baseline__daformer/seed0").is_symlink()
@@ -96,7 +96,7 @@ def test_links_survive_reordering_and_a_deleted_target(tmp_path, monkeypatch):
     with pytest.raises(OmudaError, match="failed"):
         ablation.run_tables(["table4", "methods"], configs, [0], tmp_path, [])
     resolved = [path.resolve() for path in launched]
-    assert len(resolved) == len(set(resolved)) == 8  # 5 methods + CAM, FDM, CDM rows
+    assert len(resolved) == len(set(resolved)) == 11  # 8 methods + CAM, FDM, CDM rows
     # The link's target deleted to run it again: the link is renewed, no error.
     shutil.rmtree(tmp_path / "methods/omuda/seed0")
     launched.clear()
@@ -123,3 +123,24 @@ def test_settings_of_a_switched_off_mechanism_do_not_make_a_new_experiment():
     images = ("adaptation.kd_samples=images",)
     assert key("omuda.yaml", *images) == key("omuda.yaml", *images, "adaptation.kd_max_cells=7")
     assert key("omuda.yaml") != key("omuda.yaml", "adaptation.kd_max_cells=7")
+
+
+def test_fst_and_camix_settings_belong_to_their_mechanisms():
+    from omuda.config import config_to_dict, load_config
+    from omuda.engine.ablation import _experiment_key
+
+    def key(config: str, *overrides: str) -> str:
+        path = REPO / "configs" / "synthetic" / config
+        return _experiment_key(config_to_dict(load_config(path, list(overrides))))
+
+    assert key("daformer.yaml") == key(
+        "daformer.yaml", "adaptation.lookahead_restore=all", "adaptation.camix_warmup_iters=5"
+    )
+    assert key("daformer_fst.yaml") != key("daformer_fst.yaml", "adaptation.lookahead_restore=all")
+    camix = "daformer_camix.yaml"
+    assert key(camix) != key(camix, "adaptation.camix_warmup_iters=5")
+    public_code = ("adaptation.camix_significance=false",)
+    assert key(camix) != key(camix, *public_code)
+    assert key(camix, *public_code) == key(
+        camix, *public_code, "adaptation.camix_significance_rampup_iters=7"
+    )

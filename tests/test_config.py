@@ -82,6 +82,11 @@ def test_unknown_key_lists_valid_keys_and_suggests():
         ("model.head_init=xavier", "must be one of mmcv, pytorch"),
         ("adaptation.kd_samples=pixels", "must be one of cells, images"),
         ("adaptation.kd_reduction=max", "must be one of sum, mean"),
+        ("adaptation.mix=cutmix", "must be one of classmix, camix, none"),
+        ("adaptation.lookahead_restore=optimizer", "must be one of weights, all"),
+        ("adaptation.lookahead_steps=-1", r"must lie in \[0, 64\]"),
+        ("adaptation.camix_prior_size=[0,4]", "must lie in"),
+        ("adaptation.camix_significance_start=1.5", "must lie in"),
     ],
 )
 def test_bad_values_are_rejected(override, message):
@@ -126,3 +131,13 @@ def test_yaml_anchors_and_merge_keys_still_work(tmp_path):
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_shipped_config_loads(path):
     load_config(path)
+
+
+def test_fst_and_camix_need_what_they_change():
+    with pytest.raises(OmudaError, match="lookahead_steps > 0.*self_training=true"):
+        config_from_dict({}, ["adaptation.lookahead_steps=3", "adaptation.self_training=false"])
+    with pytest.raises(OmudaError, match="camix_significance replaces"):
+        config_from_dict({}, ["adaptation.mix=camix", "adaptation.class_decoupling=difficulty"])
+    # the public code's loss (no significance mask) leaves CDM its mixed loss
+    public = ["adaptation.mix=camix", "adaptation.camix_significance=false"]
+    config_from_dict({}, [*public, "adaptation.class_decoupling=difficulty"])

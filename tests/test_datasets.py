@@ -239,3 +239,34 @@ def test_failed_resize_leaves_no_usable_copy(gta_root):
     report = write_resized_copy(gta_root, gta_pairs(gta_root), SCALE, progress=False)
     assert report.written == 1 and "00003.png" in report.problems[0]
     assert find_resized_copy(gta_root, SCALE, gta_pairs(gta_root)) == (None, "")
+
+
+@pytest.mark.parametrize("crop", [(16, 24), (40, 30)])
+def test_training_items_say_where_their_crop_lies(tmp_path, crop):
+    """An image whose pixels encode their own row and column: each item's window and flip
+    must point at exactly the pixels it holds (the second crop is taller than the image)."""
+    height, width = 30, 60
+    rows, columns = np.mgrid[0:height, 0:width]
+    image = np.stack([rows, columns, np.full_like(rows, 7)], axis=-1).astype(np.uint8)
+    io.write_image(tmp_path / "images" / "0.png", image)
+    io.write_label(tmp_path / "labels" / "0_labelTrainIds.png", np.zeros((height, width), np.uint8))
+    pairs = [(tmp_path / "images" / "0.png", tmp_path / "labels" / "0_labelTrainIds.png")]
+    dataset = SegmentationDataset(pairs, scale=(width, height), crop_size=crop, cat_max_ratio=1.0)
+    flips = set()
+    for seed in range(12):
+        item = dataset[SampleRequest(0, None, seed)]
+        top, left, bottom, right = item["window"].tolist()
+        assert item["window"].dtype == torch.float32
+        assert (bottom - top) * height == pytest.approx(crop[0])
+        assert (right - left) * width == pytest.approx(crop[1])
+        first_row, first_column, _ = item["image"][:, 0, 0].tolist()
+        flipped = bool(item["flipped"])
+        flips.add(flipped)
+        assert first_row == round(top * height)
+        # flipped: the crop's first column shows its last (unpadded) image column
+        last = min(round(right * width), width) - 1
+        assert first_column == (last if flipped else round(left * width))
+    assert flips == {False, True}
+    batch = collate([dataset[SampleRequest(0, None, seed)] for seed in range(3)])
+    assert batch["window"].shape == (3, 4) and batch["flipped"].dtype == torch.bool
+    assert "window" not in SegmentationDataset(pairs, scale=(width, height), crop_size=None)[0]

@@ -11,15 +11,16 @@ from omuda.config import AdaptationConfig, load_config
 from omuda.data.transforms import normalize
 from omuda.engine.builders import build_training_models
 from omuda.engine.gradient_ledger import GradientLedger, shared_parameters
-from omuda.engine.step import StepState, _masked_batchnorm, _normalised, train_step
+from omuda.engine.step import StepState, train_step
 from omuda.engine.step_draws import StepDraws
+from omuda.engine.step_terms import masked_batchnorm, normalised
 
 
 def test_masked_forward_leaves_batchnorm_running_statistics_alone():
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)).train()
     before = model[1].running_mean.clone()
     x = torch.randn(2, 3, 5, 5) + 3.0
-    with _masked_batchnorm(model, "batch"):
+    with masked_batchnorm(model, "batch"):
         out = model(x)
     assert torch.equal(model[1].running_mean, before)
     assert model[1].momentum == 0.1  # restored
@@ -34,7 +35,7 @@ def test_masked_forward_can_normalise_with_running_statistics():
     model(torch.randn(4, 3, 5, 5))  # some running statistics
     before = model[1].running_mean.clone()
     x = (torch.randn(2, 3, 5, 5) + 3.0).requires_grad_()
-    with _masked_batchnorm(model, "running"):
+    with masked_batchnorm(model, "running"):
         out = model(x)
     expected = model.eval()(x)
     model.train()
@@ -50,7 +51,7 @@ def test_masked_forward_in_train_mode_updates_running_statistics_like_mic():
     reference = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)).train()
     reference.load_state_dict(model.state_dict())
     x = torch.randn(2, 3, 5, 5) + 3.0
-    with _masked_batchnorm(model, "train"):
+    with masked_batchnorm(model, "train"):
         out = model(x)
     torch.testing.assert_close(out, reference(x))
     torch.testing.assert_close(model[1].running_mean, reference[1].running_mean)
@@ -76,9 +77,9 @@ def test_default_draws_follow_the_config():
 
 def test_images_may_arrive_normalised():
     pixels = torch.randint(0, 256, (1, 3, 4, 4), dtype=torch.uint8)
-    normalised = normalize(pixels)
-    assert torch.equal(_normalised(pixels), normalised)
-    assert _normalised(normalised) is normalised
+    expected = normalize(pixels)
+    assert torch.equal(normalised(pixels), expected)
+    assert normalised(expected) is expected
 
 
 REPO = Path(__file__).resolve().parents[1]

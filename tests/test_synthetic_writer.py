@@ -59,8 +59,8 @@ def test_layouts_follow_the_real_datasets(benchmark: Path) -> None:
     readme = (benchmark / "README.txt").read_text()
     assert "synthetic" in readme and "seed: 3" in readme and "shift: 1.0" in readme
     image = io.read_image(benchmark / "gta" / "images" / "00001.png")
-    assert image.shape == (176, 320, 3)
-    assert io.read_image(city / target_images[0]).shape == (128, 256, 3)
+    assert image.shape == (352, 640, 3)
+    assert io.read_image(city / target_images[0]).shape == (256, 512, 3)
 
 
 def test_raw_labels_map_back_to_the_rendered_train_ids(benchmark: Path) -> None:
@@ -92,7 +92,7 @@ def test_synthia_labels_are_16_bit_with_the_class_in_red(benchmark: Path) -> Non
     for index in (1, 2):
         path = benchmark / "synthia" / "GT" / "LABELS" / f"{index:07d}.png"
         stored = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        assert stored.dtype == np.uint16 and stored.shape == (190, 320, 3)
+        assert stored.dtype == np.uint16 and stored.shape == (380, 640, 3)
         assert not stored[:, :, :2].any()  # OpenCV order is BGR: G and B are empty
         class_ids = io.read_synthia_label(path)
         _, expected = _expected(3, "synthia", "", index - 1)

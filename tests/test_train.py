@@ -262,3 +262,19 @@ def test_prepare_resize_copy_is_picked_up_at_the_configured_scale(tmp_path, caps
     assert build_val_dataset(cfg).resized_copy is not None
     other_scale = tiny_config("daformer.yaml", root, "data.target.scale=[64,32]")
     assert build_train_dataset(other_scale, other_scale.data.target).resized_copy is None
+
+
+@pytest.mark.parametrize("config", ["daformer_fst.yaml", "daformer_camix.yaml", "dacs.yaml"])
+def test_comparison_systems_train(tiny_benchmark, tmp_path, config):
+    """FST's look-ahead, CAMix (its prior computed from the source labels and cached beside
+    them, its crops placed by the loader's windows) and DACS run end to end."""
+    extra = ("train.iters=2", "adaptation.camix_warmup_iters=0", "adaptation.pseudo_threshold=0.0")
+    cfg = tiny_config(config, tiny_benchmark, *extra)
+    train(cfg, tmp_path / "run", progress=False)
+    records = [
+        json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()
+    ]
+    first = next(r for r in records if r["group"] == "train")
+    assert first["target"] > 0 and first["grad_share/target"] > 0
+    if config == "daformer_camix.yaml":
+        assert (tiny_benchmark / "gta" / "spatial_prior_32x64.npz").is_file()

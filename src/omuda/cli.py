@@ -279,8 +279,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from omuda.config import load_config
     from omuda.engine.bench import run_benchmark
 
-    if args.iters < 1 or args.warmup < 0:
-        raise OmudaError("bench needs --iters >= 1 and --warmup >= 0")
+    if args.iters < int(not args.flops) or args.warmup < 0:  # --iters 0 --flops: FLOP only
+        raise OmudaError("bench needs --iters >= 1 (0 with --flops) and --warmup >= 0")
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"train.device={args.device}")

@@ -95,7 +95,7 @@ class AdaptationConfig:
     pseudo_ignore_top: int = 15  # rows of the crop given weight 0 (DAFormer, 512 crops)
     pseudo_ignore_bottom: int = 120
     source_loss_average: str = "all"  # CE mean over all pixels (mmseg) | labelled ones only
-    mix: str = "classmix"  # classmix | none
+    mix: str = "classmix"  # classmix | camix (CAMix after camix_warmup_iters) | none
     classmix_classes: str = "batch"  # batch (DACS: the batch's label set, 255 included) | image
     augment: bool = True  # colour jitter + blur on the mixed / masked image
     color_jitter_strength: float = 0.2
@@ -132,6 +132,24 @@ class AdaptationConfig:
     # Exponent g of the per-class normaliser n_k^g: 1 = eq. 13 (mean of class means),
     # 0 = class weights on the plain pixel mean.
     cdm_class_balance: float = 1.0
+    # FST-D (Du et al., NeurIPS 2022): before each real step the student takes this many
+    # virtual optimiser steps on the batch and the EMA teacher averages each of them, so its
+    # pseudo-labels come from "the future"; 0 = off. Restored afterwards: the "weights"
+    # (FST's code; optimiser moments and BatchNorm statistics keep the virtual steps) or
+    # "all" (the optimiser state and buffers too: the real step as without look-ahead).
+    lookahead_steps: int = 0
+    lookahead_restore: str = "weights"
+    # CAMix (Zhou et al., TCSVT 2022), with mix = "camix": ClassMix until camix_warmup_iters,
+    # then target pixels of the contextual mask (from the source spatial prior on a
+    # camix_prior_size grid, (height, width)) pasted onto the source image. With
+    # camix_significance the mixed loss is the paper's significance-weighted CE (teacher
+    # entropy below (start + (1 - start) * ramp) ln K, ramp over camix_significance_rampup_iters);
+    # false = the public code, whose loss reduces to the plain weighted CE.
+    camix_warmup_iters: int = 0
+    camix_prior_size: tuple[int, int] = (128, 256)
+    camix_significance: bool = True
+    camix_significance_rampup_iters: int = 0
+    camix_significance_start: float = 0.75
 
 
 @dataclass
@@ -191,7 +209,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.backbone": tuple(f"mit_b{i}" for i in range(6)) + ("efficientnet_lite0",),
     "model.head_init": ("mmcv", "pytorch"),
     "adaptation.source_loss_average": ("all", "labelled"),
-    "adaptation.mix": ("classmix", "none"),
+    "adaptation.mix": ("classmix", "camix", "none"),
     "adaptation.classmix_classes": ("batch", "image"),
     "adaptation.augment_decision": ("batch", "image"),
     "adaptation.color_jitter_formulas": ("kornia", "torchvision"),
@@ -204,6 +222,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "adaptation.masking": ("none", "block", "cam", "random", "grid"),
     "adaptation.masked_batchnorm": ("train", "batch", "running"),
     "adaptation.class_decoupling": ("none", "difficulty", "reliability"),
+    "adaptation.lookahead_restore": ("weights", "all"),
     "train.amp": ("auto", "bf16", "none"),
     "train.device": ("auto", "cpu", "cuda"),
     "eval.mode": ("whole", "slide"),
@@ -399,4 +418,15 @@ def validate(config: Config) -> None:
         raise OmudaError(
             "adaptation.masking and adaptation.class_decoupling need the teacher's pseudo-labels:"
             " set adaptation.self_training=true"
+        )
+    if adaptation.lookahead_steps > 0 and not adaptation.self_training:
+        raise OmudaError(
+            "adaptation.lookahead_steps > 0 (FST) updates the EMA teacher: set"
+            " adaptation.self_training=true"
+        )
+    camix_significance = adaptation.mix == "camix" and adaptation.camix_significance
+    if camix_significance and adaptation.class_decoupling != "none":
+        raise OmudaError(
+            "adaptation.camix_significance replaces the mixed loss that"
+            " adaptation.class_decoupling weights: switch one of them off"
         )

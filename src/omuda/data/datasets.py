@@ -54,9 +54,12 @@ class SegmentationDataset(Dataset):
     full-size files (`omuda.data.resized`); evaluation still reads the full-size labels.
 
     Items are dicts: "image" uint8 (3,h,w) RGB, "label" int64 (h,w) with 255 = ignore,
-    "name" the image file's stem. In training mode both are crop-sized; in evaluation mode
-    the image is resized to `scale` and the label keeps its full size (the evaluator
-    resizes logits to it, as DAFormer does).
+    "name" the image file's stem. In training mode both are crop-sized, and "window"
+    float32 (4,) is the crop's (top, left, bottom, right) as fractions of the resized
+    image's height and width (beyond 1 where the crop was padded) and "flipped" a bool
+    tensor, whether the crop was then mirrored (CAMix places its spatial prior with them).
+    In evaluation mode the image is resized to `scale` and the label keeps its full size
+    (the evaluator resizes logits to it, as DAFormer does).
     """
 
     def __init__(
@@ -131,14 +134,15 @@ class SegmentationDataset(Dataset):
         else:
             index, required_class, seed = int(request), None, int(request)
         image, label, stem = self._read(index)
+        crop_geometry = {}
 
         if self.crop_size is None:
             image = transforms.resize_image(image, self.scale)
         else:
             rng = np.random.default_rng(seed)
             image, label = transforms.resize(image, label, self.scale)
-            image, label = transforms.random_crop(
-                image,
+            height, width = label.shape
+            top, left = transforms.random_crop_offset(
                 label,
                 self.crop_size,
                 rng,
@@ -146,13 +150,22 @@ class SegmentationDataset(Dataset):
                 required_class=required_class,
                 min_class_pixels=self.min_class_pixels,
             )
-            if self.flip:
-                image, label = transforms.random_flip(image, label, rng)
+            image, label = transforms.crop(image, label, top, left, self.crop_size)
+            flipped = self.flip and transforms.draw_flip(rng)
+            if flipped:
+                image, label = image[:, ::-1], label[:, ::-1]
+            bottom, right = top + self.crop_size[0], left + self.crop_size[1]
+            window = (top / height, left / width, bottom / height, right / width)
+            crop_geometry = {
+                "window": torch.tensor(window, dtype=torch.float32),
+                "flipped": torch.tensor(flipped),
+            }
 
         return {
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
             "label": torch.from_numpy(label.astype(np.int64)),
             "name": stem,
+            **crop_geometry,
         }
 
 

@@ -141,8 +141,7 @@ def _cat_max_ratio_offset(
     return top, left
 
 
-def random_crop(
-    image: np.ndarray,
+def random_crop_offset(
     label: np.ndarray,
     crop_size: tuple[int, int],
     rng: np.random.Generator,
@@ -150,8 +149,8 @@ def random_crop(
     required_class: int | None = None,
     min_class_pixels: int = 0,
     max_attempts: int = 10,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Random crop of crop_size = (h, w), padded (image 0, label 255) where the image is smaller.
+) -> tuple[int, int]:
+    """The (top, left) of a random crop of crop_size = (h, w) in the (H,W) label's frame.
 
     cat_max_ratio: mmseg RandomCrop's rule (see `_cat_max_ratio_offset`); 1.0 disables it.
     required_class: for rare-class / class-aware sampling, the crop is re-drawn (each draw
@@ -159,7 +158,6 @@ def random_crop(
     `min_class_pixels` pixels of that class. When no draw succeeds, the crop with the most
     pixels of the class is kept (DAFormer keeps the last one; the best one serves the
     sampler's intent better at no cost).
-    Returns image (h,w,3) uint8 and label (h,w) uint8.
     """
     crop_height, crop_width = crop_size
     top, left = _cat_max_ratio_offset(label, crop_size, rng, cat_max_ratio)
@@ -175,15 +173,50 @@ def random_crop(
             if class_pixels > min_class_pixels:
                 break
         top, left = best_offset
+    return top, left
+
+
+def crop(
+    image: np.ndarray, label: np.ndarray, top: int, left: int, crop_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The crop_size = (h, w) window at (top, left), padded (image 0, label 255) where the
+    image ends first. Returns image (h,w,3) uint8 and label (h,w) uint8."""
+    crop_height, crop_width = crop_size
     image_crop = image[top : top + crop_height, left : left + crop_width]
     label_crop = label[top : top + crop_height, left : left + crop_width]
     return pad_to(image_crop, label_crop, crop_size)
+
+
+def random_crop(
+    image: np.ndarray,
+    label: np.ndarray,
+    crop_size: tuple[int, int],
+    rng: np.random.Generator,
+    cat_max_ratio: float = 1.0,
+    required_class: int | None = None,
+    min_class_pixels: int = 0,
+    max_attempts: int = 10,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random crop of crop_size = (h, w), padded (image 0, label 255) where the image is smaller.
+
+    The offset is `random_crop_offset`'s (same arguments). Returns image (h,w,3) uint8 and
+    label (h,w) uint8.
+    """
+    top, left = random_crop_offset(
+        label, crop_size, rng, cat_max_ratio, required_class, min_class_pixels, max_attempts
+    )
+    return crop(image, label, top, left, crop_size)
+
+
+def draw_flip(rng: np.random.Generator, prob: float = 0.5) -> bool:
+    """Whether to flip: one uniform draw from rng, always (so later draws do not shift)."""
+    return bool(rng.random() < prob)
 
 
 def random_flip(
     image: np.ndarray, label: np.ndarray, rng: np.random.Generator, prob: float = 0.5
 ) -> tuple[np.ndarray, np.ndarray]:
     """Horizontal flip of both with probability `prob` (one uniform draw from rng, always)."""
-    if rng.random() < prob:
+    if draw_flip(rng, prob):
         return image[:, ::-1], label[:, ::-1]
     return image, label

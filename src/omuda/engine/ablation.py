@@ -51,6 +51,9 @@ TABLES: dict[str, tuple[Row, ...]] = {
         Row("DAFormer", "daformer.yaml"),
         Row("MIC", "mic.yaml"),
         Row("OMUDA", "omuda.yaml"),
+        Row("DACS", "dacs.yaml"),
+        Row("DAFormer + FST", "daformer_fst.yaml"),
+        Row("DAFormer + CAMix", "daformer_camix.yaml"),
     ),
     "table4": (
         Row("baseline (DAFormer)", "omuda.yaml", _BASELINE),
@@ -211,6 +214,23 @@ _OWNED_SETTINGS = (
     ("masking", ("none", "cam"), ("mask_block_size",)),
     ("masking", ("none",), ("mask_ratio", "mask_loss_weight", "masked_batchnorm")),
     ("class_decoupling", ("none",), ("cdm_momentum", "cdm_class_balance")),
+    ("lookahead_steps", (0,), ("lookahead_restore",)),
+    (
+        "mix",
+        ("none", "classmix"),
+        (
+            "camix_warmup_iters",
+            "camix_prior_size",
+            "camix_significance",
+            "camix_significance_rampup_iters",
+            "camix_significance_start",
+        ),
+    ),
+    (
+        "camix_significance",
+        (False,),
+        ("camix_significance_rampup_iters", "camix_significance_start"),
+    ),
 )
 
 

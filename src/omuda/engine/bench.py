@@ -2,11 +2,14 @@
 
 No data loading is involved (it is measured separately): the step runs on fixed random
 batches of the configured crop size, after warm-up iterations, with the device
-synchronised around every timed region.
+synchronised around every timed region. It runs as at the middle of the schedule
+(iteration train.iters // 2), where every mechanism is on (FST's look-ahead, CAMix after
+its warm-up). With 0 timed iterations only the FLOP count is reported.
 """
 
 from __future__ import annotations
 
+import math
 import resource
 import statistics
 import sys
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from omuda.adaptation.camix import accumulate_spatial_counts, spatial_prior
 from omuda.config import Config
 from omuda.data.transforms import normalize
 from omuda.engine import builders
@@ -43,14 +47,18 @@ class BenchReport:
 
     @property
     def median(self) -> float:
-        """Median seconds per iteration."""
-        return statistics.median(self.iteration_seconds)
+        """Median seconds per iteration (NaN when none was timed)."""
+        return statistics.median(self.iteration_seconds) if self.iteration_seconds else math.nan
 
     def table(self) -> str:
         """Human-readable report."""
         times = self.iteration_seconds
-        lines = [
-            f"device: {self.device}   config: {self.config}",
+        lines = [f"device: {self.device}   config: {self.config}"]
+        if not times:
+            flops = self.flops_per_iteration or 0.0
+            lines.append(f"FLOP per iteration: {flops / 1e12:.2f} T (no iteration timed)")
+            return "\n".join(lines)
+        lines += [
             f"iterations timed: {len(times)}   median {self.median:.3f} s"
             f"   min {min(times):.3f} s   max {max(times):.3f} s"
             f"   ({1.0 / self.median:.2f} it/s)",
@@ -77,8 +85,8 @@ class BenchReport:
         return {
             "device": self.device,
             "config": self.config,
-            "median_seconds": self.median,
-            "iterations_per_second": 1.0 / self.median,
+            "median_seconds": self.median if self.iteration_seconds else None,
+            "iterations_per_second": 1.0 / self.median if self.iteration_seconds else None,
             "iteration_seconds": self.iteration_seconds,
             "section_seconds": self.section_seconds,
             "peak_memory_gb": self.peak_memory_gb,
@@ -103,6 +111,9 @@ def random_batch(cfg: Config, device: torch.device, generator: torch.Generator) 
     return {
         "image": images.to(torch.uint8).to(device),
         "label": labels[:, 0].long().to(device),
+        # each crop is its whole image, not mirrored (CAMix places its prior with these)
+        "window": torch.tensor([0.0, 0.0, 1.0, 1.0], device=device).repeat(batch, 1),
+        "flipped": torch.zeros(batch, dtype=torch.bool, device=device),
     }
 
 
@@ -116,7 +127,10 @@ def iteration_flops(
     `FlopCounterMode` counts matmuls and convolutions of one forward; PyTorch's counter
     overstates the backward of grouped (depthwise) convolutions, hence the 2x rule.
     Student passes: source, mixed (with self-training) and masked (with masking), each
-    forward + backward; plus one teacher forward and one ImageNet-backbone forward.
+    forward + backward; plus one teacher forward and one ImageNet-backbone forward. FST's
+    look-ahead repeats the student passes and the teacher forward for each of its K virtual
+    steps (the ImageNet features of the unchanged source batch are computed once). CAMix
+    adds no network pass: its significance comes from the teacher forward already counted.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -133,6 +147,7 @@ def iteration_flops(
     total = 3.0 * student_flops * passes
     if adaptation.self_training:
         total += student_flops  # teacher forward, same architecture
+        total *= 1 + adaptation.lookahead_steps  # FST: K virtual steps, then the real one
     if imagenet is not None:
         total += forward_flops(imagenet)
     return total
@@ -178,9 +193,14 @@ def _run_benchmark(
     step_student = torch.compile(student) if cfg.train.compile else student
     state = StepState.initial(torch.Generator(device=device), cfg.model.num_classes, device)
     state.generator.manual_seed(cfg.train.seed)
+    state.iteration = cfg.train.iters // 2  # every mechanism on, past every warm-up
     data_generator = torch.Generator().manual_seed(cfg.train.seed)
     batch_src = random_batch(cfg, device, data_generator)
     batch_tgt = random_batch(cfg, device, data_generator) if teacher is not None else None
+    prior = None
+    if adaptation.mix == "camix":  # a prior from the random source labels
+        counts = torch.zeros(cfg.model.num_classes, *adaptation.camix_prior_size, device=device)
+        prior = spatial_prior(accumulate_spatial_counts(counts, batch_src["label"]))
     autocast = autocast_factory(device, amp_dtype(cfg, device))
     student.train()
 
@@ -213,6 +233,7 @@ def _run_benchmark(
             lambda: None,
             timer,
             gradient_ledger=ledger,
+            spatial_prior=prior,
         )
         if device.type == "cuda":
             torch.cuda.synchronize(device)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from omuda.adaptation.camix import spatial_prior
 from omuda.adaptation.teacher import make_teacher
 from omuda.config import Config, DatasetConfig
 from omuda.data.datasets import (
@@ -26,6 +27,7 @@ from omuda.data.sampling import (
     class_probabilities,
     format_class_probabilities,
 )
+from omuda.data.spatial_prior import load_spatial_counts
 from omuda.engine.optim import build_optimizer
 from omuda.models import build_backbone, build_segmentor
 
@@ -91,6 +93,19 @@ def source_class_pixels(cfg: Config, dataset: SegmentationDataset) -> np.ndarray
     root = dataset_root(cfg, cfg.data.source)
     stats = load_class_stats(root)
     return class_pixel_counts(stats, dataset.pairs, root)
+
+
+def source_spatial_prior(cfg: Config, dataset: SegmentationDataset) -> torch.Tensor | None:
+    """CAMix's source spatial prior (19,h,w) float32 on the CPU (None unless mix=camix):
+    P(class | cell) over the whole source image, from counts cached beside the source's
+    class statistics (computed on first use)."""
+    adaptation = cfg.adaptation
+    if not adaptation.self_training or adaptation.mix != "camix":
+        return None
+    root = dataset_root(cfg, cfg.data.source)
+    labels = [label for _, label in dataset.pairs]
+    counts = load_spatial_counts(root, labels, adaptation.camix_prior_size, cfg.data.workers)
+    return spatial_prior(torch.from_numpy(counts).float())
 
 
 def build_source_sampler(

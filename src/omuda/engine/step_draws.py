@@ -1,9 +1,10 @@
 """The random decisions of one training step, asked for by name.
 
-`train_step` takes every random decision (which classes to paste, the strong augmentation's
-parameters, the keep mask) from a `StepDraws`. The default draws them from the step's
-generator; a subclass can return recorded decisions instead (the parity tests replay the
-original code's choices this way), and the step's arithmetic runs unchanged on them.
+`train_step` takes every random decision (which classes to paste, CAMix's contextual mask,
+the strong augmentation's parameters, the keep mask) from a `StepDraws`. The default draws
+them from the step's generator; a subclass can return recorded decisions instead (the parity
+tests replay the original code's choices this way), and the step's arithmetic runs unchanged
+on them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 from torch import Tensor
 
 from omuda.adaptation.augment import AugmentParams, sample_augment_params
+from omuda.adaptation.camix import contextual_class_mask
 from omuda.adaptation.classmix import sample_mix_classes
 from omuda.adaptation.masking import block_mask, context_aware_mask, grid_mask, random_patch_mask
 from omuda.config import AdaptationConfig
@@ -26,6 +28,11 @@ class StepDraws:
     def mix_classes(self, y_src: Tensor, cfg: AdaptationConfig) -> Tensor:
         """Classes ClassMix pastes: y_src (B,H,W) long -> (B,256) bool (`sample_mix_classes`)."""
         return sample_mix_classes(y_src, self.generator, scope=cfg.classmix_classes)
+
+    def contextual_mask(self, spatial_labels: Tensor) -> Tensor:
+        """CAMix's target pixels to paste: spatial_labels (B,H,W) long -> (B,1,H,W) float
+        (`contextual_class_mask`: half of each image's classes and their partners)."""
+        return contextual_class_mask(spatial_labels, self.generator)
 
     def augmentation(
         self, batch: int, device: torch.device, cfg: AdaptationConfig, one_call: bool

@@ -23,7 +23,13 @@ from omuda.data.io import atomic_write_bytes
 from omuda.data.workers import exit_with_parent
 from omuda.engine import builders
 from omuda.engine.checkpoint import BestCheckpoint, load_checkpoint, save_training_checkpoint
-from omuda.engine.distributed import DistInfo, all_reduce_sum_, cleanup, init_distributed
+from omuda.engine.distributed import (
+    DistInfo,
+    all_reduce_sum_,
+    barrier,
+    cleanup,
+    init_distributed,
+)
 from omuda.engine.evaluate import EvalResult, evaluate
 from omuda.engine.gradient_ledger import GradientLedger, shared_parameters
 from omuda.engine.logging import MetricLogger
@@ -182,6 +188,13 @@ def _train(
     target = (
         builders.build_train_dataset(cfg, cfg.data.target, labelled=False) if uses_target else None
     )
+    spatial_prior = None
+    if uses_target and adaptation.mix == "camix":
+        if not main:  # the main process computes and caches it first
+            barrier()
+        spatial_prior = builders.source_spatial_prior(cfg, source).to(device)
+        if main:
+            barrier()
     val = builders.build_val_dataset(cfg)  # evaluated every eval_interval and at the end
     if main:
         sizes = {"source": len(source), "target": len(target or []), "val": len(val)}
@@ -293,6 +306,7 @@ def _train(
             autocast,
             average_gradients,
             gradient_ledger=ledger,
+            spatial_prior=spatial_prior,
         )
         losses_finite &= torch.stack([loss.float() for loss in losses.values()]).isfinite().all()
         is_last = done == train_cfg.iters

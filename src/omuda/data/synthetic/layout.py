@@ -101,13 +101,18 @@ def draw_ground(
     sidewalk = look.blend(SIDEWALK_COLOURS)
     road = look.blend(ROAD_COLOURS)
     terrain = look.colour("terrain")
+    terrain_grain = GRAIN["terrain"]
+    if look.ambiguous:  # the target's locally alike look: asphalt sidewalks, grassy terrain
+        sidewalk = road * (1.0 + rng.normal(0.0, 0.03, 3))
+        terrain = look.colour("vegetation")
+        terrain_grain = GRAIN["vegetation"]
     canvas.fill(camera.ground(-400.0, 400.0, near, far), SIDEWALK, sidewalk, GRAIN["sidewalk"])
     for outer, inner in (
         (street.facade_left, street.sidewalk_left),
         (street.sidewalk_right, street.facade_right),
     ):
         if inner - outer > 0.1:
-            canvas.fill(camera.ground(outer, inner, near, far), TERRAIN, terrain, GRAIN["terrain"])
+            canvas.fill(camera.ground(outer, inner, near, far), TERRAIN, terrain, terrain_grain)
     # Sidewalk slab joints and the kerb are texture of the sidewalk, not another class.
     joint = shade(sidewalk, 0.85)
     for z in np.arange(2.0, 60.0, rng.uniform(1.5, 3.0)):
@@ -284,7 +289,7 @@ def draw_sides(
             roll = rng.random()
             if roll < rates["wall"]:
                 height = rng.uniform(0.8, 2.5)
-                colour = look.colour("wall")
+                colour = look.colour("facade" if look.ambiguous else "wall")
                 canvas.fill(
                     camera.side(front_x, quad(z0, 0.0, z1, height)), WALL, colour, GRAIN["wall"]
                 )

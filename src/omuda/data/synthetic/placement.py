@@ -74,21 +74,21 @@ def place_objects(
         inner, outer = sorted((facade_x, kerb_x))
         margin = min(1.0, (outer - inner) / 3)
         for _ in range(_poisson(rng, rates["trees_per_side"])):
-            x, z = rng.uniform(inner + margin, outer - margin), rng.uniform(3.0, 70.0)
+            x, z = rng.uniform(inner + margin, outer - margin), rng.uniform(3.0, 53.25)
             add(z, partial(draw_tree, canvas, camera, x, z, look, rng))
     for _ in range(_poisson(rng, rates["streetlights"])):
-        (x, toward), z = kerb_side(0.5), rng.uniform(4.0, 60.0)
+        (x, toward), z = kerb_side(0.5), rng.uniform(4.0, 46.0)
         add(z, partial(draw_streetlight, canvas, camera, x, z, toward, look, rng))
     for _ in range(_poisson(rng, rates["traffic_lights"])):
-        (x, toward), z = kerb_side(0.4), rng.uniform(6.0, 45.0)
+        (x, toward), z = kerb_side(0.4), rng.uniform(6.0, 35.25)
         add(z, partial(draw_traffic_light, canvas, camera, x, z, toward, look, rng))
     for _ in range(_poisson(rng, rates["traffic_signs"])):
-        (x, _toward), z = kerb_side(0.5), rng.uniform(4.0, 40.0)
+        (x, _toward), z = kerb_side(0.5), rng.uniform(4.0, 31.0)
         add(z, partial(draw_traffic_sign, canvas, camera, x, z, look, rng))
 
     tram_lane = street.lanes[len(street.lanes) // 2] if street.has_tram else None
     if tram_lane is not None:
-        z = rng.uniform(12.0, 50.0)
+        z = rng.uniform(12.0, 40.5)
         add(z, partial(draw_tram, canvas, camera, tram_lane, z, look, rng))
     road_lanes = [lane for lane in street.lanes if lane != tram_lane] or list(street.lanes)
 
@@ -96,23 +96,23 @@ def place_objects(
         return road_lanes[int(rng.integers(len(road_lanes)))]
 
     for _ in range(_poisson(rng, rates["moving_cars"])):
-        x, z = lane_x() + rng.normal(0.0, 0.25), rng.uniform(6.0, 60.0)
+        x, z = lane_x() + rng.normal(0.0, 0.25), rng.uniform(6.0, 46.5)
         add(z, partial(draw_car, canvas, camera, x, z, look, rng))
     for _ in range(_poisson(rng, rates["parked_cars"])):
         x = street.road_left + 1.1 if rng.random() < 0.5 else street.road_right - 1.1
-        z = rng.uniform(4.0, 50.0)
+        z = rng.uniform(4.0, 38.5)
         add(z, partial(draw_car, canvas, camera, x, z, look, rng))
     for _ in range(_poisson(rng, rates["trucks"])):
-        x, z = lane_x(), rng.uniform(9.0, 55.0)
+        x, z = lane_x(), rng.uniform(9.0, 43.5)
         add(z, partial(draw_truck, canvas, camera, x, z, look, rng))
     for _ in range(_poisson(rng, rates["buses"])):
-        x, z = lane_x(), rng.uniform(9.0, 60.0)
+        x, z = lane_x(), rng.uniform(9.0, 47.25)
         add(z, partial(draw_bus, canvas, camera, x, z, look, rng))
 
     for _ in range(_poisson(rng, rates["persons"])):
         crossing = rng.random() < 0.15
         x = rng.uniform(street.road_left, street.road_right) if crossing else sidewalk_x()
-        z, height = rng.uniform(4.0, 45.0), rng.uniform(*sizes.PERSON_HEIGHT)
+        z, height = rng.uniform(4.0, 34.75), rng.uniform(*sizes.PERSON_HEIGHT)
         add(z, partial(draw_human, canvas, camera, PERSON, x, z, height, look, rng, False, 1.0))
     for count_name, class_id in (("bicycle_riders", BICYCLE), ("motorcycle_riders", MOTORCYCLE)):
         for _ in range(_poisson(rng, rates[count_name])):
@@ -120,7 +120,7 @@ def place_objects(
             offset = rng.uniform(0.6, 1.5)
             x = street.road_left + offset if near_left else street.road_right - offset
             facing = 1.0 if rng.random() < 0.5 else -1.0
-            z, height = rng.uniform(5.0, 40.0), rng.uniform(*sizes.RIDER_HEIGHT)
+            z, height = rng.uniform(5.0, 31.25), rng.uniform(*sizes.RIDER_HEIGHT)
             add(z, partial(draw_two_wheeler, canvas, camera, class_id, x, z, look, facing))
             # the rider is a hair nearer than the bike, so it is drawn over it
             add(
@@ -130,6 +130,6 @@ def place_objects(
     for count_name, class_id in (("parked_bicycles", BICYCLE), ("parked_motorcycles", MOTORCYCLE)):
         for _ in range(_poisson(rng, rates[count_name])):
             facing = 1.0 if rng.random() < 0.5 else -1.0
-            x, z = sidewalk_x(), rng.uniform(4.0, 35.0)
+            x, z = sidewalk_x(), rng.uniform(4.0, 27.25)
             add(z, partial(draw_two_wheeler, canvas, camera, class_id, x, z, look, facing))
     return objects

@@ -127,10 +127,19 @@ def draw_traffic_light(
         centre_x = toward_road * rng.uniform(*sizes.TRAFFIC_LIGHT_ARM_REACH)
         _arm(canvas, camera, x_m, z_m, centre_x, height, pole_colour)
         box_top = height
-    box_bottom = box_top - 0.95
+    box_bottom = box_top - sizes.TRAFFIC_LIGHT_BOX_HEIGHT
     housing = look.colour("light_housing")
     canvas.fill(
-        camera.front(x_m, z_m, quad(centre_x - 0.18, box_bottom, centre_x + 0.18, box_top)),
+        camera.front(
+            x_m,
+            z_m,
+            quad(
+                centre_x - sizes.TRAFFIC_LIGHT_BOX_HALF_WIDTH,
+                box_bottom,
+                centre_x + sizes.TRAFFIC_LIGHT_BOX_HALF_WIDTH,
+                box_top,
+            ),
+        ),
         TRAFFIC_LIGHT,
         housing,
         GRAIN["metal"],

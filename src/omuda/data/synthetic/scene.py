@@ -50,6 +50,8 @@ def render_scene(
     style = domain_style(domain, shift)
     rates = domain_rates(domain, shift)
     look = Look(rng, style)
+    # Target frames draw whether their locally alike classes share one look (one draw).
+    look.ambiguous = not style.synthetic and bool(rng.random() < style.ambiguity)
     camera = sample_camera(rng, domain, height, width)
     canvas = Canvas(height, width)
     street = sample_street(rng, rates)

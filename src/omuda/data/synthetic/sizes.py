@@ -28,7 +28,9 @@ TRAFFIC_LIGHT_ARM_ABOVE = 4.5  # a taller pole hangs its light over the road fro
 TRAFFIC_LIGHT_ARM_REACH: Range = (2.0, 5.0)
 TRAFFIC_SIGN_POLE_HEIGHT: Range = (2.0, 2.8)
 TRAFFIC_SIGN_POLE_WIDTH = 0.1
-TRAFFIC_SIGN_SIZE: Range = (0.55, 0.85)
+TRAFFIC_SIGN_SIZE: Range = (0.77, 1.19)  # larger than real ones: a few pixels at 384 px
+TRAFFIC_LIGHT_BOX_HEIGHT = 1.33
+TRAFFIC_LIGHT_BOX_HALF_WIDTH = 0.252
 
 # Vehicles
 CAR_WIDTH: Range = (1.65, 1.95)

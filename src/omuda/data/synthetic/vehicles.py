@@ -148,7 +148,8 @@ def draw_truck(
     """A truck: cargo box on a chassis, with the cab ahead of it seen on the side."""
     width, box_length = rng.uniform(*sizes.TRUCK_WIDTH), rng.uniform(*sizes.TRUCK_BOX_LENGTH)
     box_top = rng.uniform(*sizes.TRUCK_BOX_HEIGHT)
-    box_colour, cab_colour = look.colour("truck_box"), look.colour("car")
+    box_colour = look.colour("bus" if look.ambiguous else "truck_box")
+    cab_colour = look.colour("car")
     chassis = np.array([0.12, 0.12, 0.13])
     if abs(x_m) > width / 2:  # cab ahead of the box, seen on the side
         side_x = x_m - math.copysign(width / 2, x_m)

@@ -28,9 +28,9 @@ from omuda.errors import OmudaError
 
 # Default frame sizes as (height, width): GTA5's 1.82 aspect, Cityscapes' 2.0, SYNTHIA's 1.68.
 FRAME_SIZES: dict[str, tuple[int, int]] = {
-    "gta": (176, 320),
-    "cityscapes": (128, 256),
-    "synthia": (190, 320),
+    "gta": (352, 640),
+    "cityscapes": (256, 512),
+    "synthia": (380, 640),
 }
 
 CITIES: dict[str, tuple[str, ...]] = {
