@@ -100,13 +100,13 @@ class BenchReport:
 
 
 def random_batch(cfg: Config, device: torch.device, generator: torch.Generator) -> dict:
-    """uint8 images (B,3,h,w) and labels (B,h,w) of blocky random classes, thing classes too."""
+    """uint8 images (B,3,h,w) and labels (B,h,w) of random classes in 32-pixel blocks: each
+    stride-32 cell that FD and FDM compare holds one class, thing classes among them."""
     height, width = cfg.data.crop_size
     batch = cfg.data.batch_size
     images = torch.randint(0, 256, (batch, 3, height, width), generator=generator)
-    cells = torch.randint(
-        0, cfg.model.num_classes, (batch, 1, height // 16, width // 16), generator=generator
-    )
+    blocks = (batch, 1, max(1, height // 32), max(1, width // 32))
+    cells = torch.randint(0, cfg.model.num_classes, blocks, generator=generator)
     labels = torch.nn.functional.interpolate(cells.float(), size=(height, width), mode="nearest")
     return {
         "image": images.to(torch.uint8).to(device),
