@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The main job on the embedded synthetic benchmark: generate it, prepare it, train a
 # source-only baseline and OMUDA, print their per-class IoU side by side and write their report.
+# Extra arguments are KEY=VALUE overrides for both trainings (e.g. train.iters=200).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 OMUDA="${OMUDA_VENV:-.venv}/bin/omuda"
 DATA="${OMUDA_DATA:-data/synthetic}"
 RUN="work_dirs/demo-$(date +%Y%m%d-%H%M%S)"
+echo "omuda demo: source-only and OMUDA on the synthetic benchmark in $DATA,"
+echo "  1000 iterations each: about 10 minutes on 2 free CPU cores. Runs go to $RUN/"
 if [ ! -f "$DATA/README.txt" ]; then
   "$OMUDA" synth "$DATA"
 fi
@@ -14,6 +17,16 @@ fi
 "$OMUDA" prepare cityscapes "$DATA/cityscapes"
 "$OMUDA" train configs/synthetic/source_only.yaml --work-dir "$RUN/source_only" "data.root=$DATA" "$@"
 "$OMUDA" train configs/synthetic/omuda.yaml --work-dir "$RUN/omuda" "data.root=$DATA" "$@"
-"$OMUDA" compare "$RUN/source_only" "$RUN/omuda"
 # The run report: per-class tables, curves and the paper's figures (prints the page to open).
 "$OMUDA" report "$RUN/source_only" "$RUN/omuda" --out "$RUN/report"
+echo
+"$OMUDA" compare "$RUN/source_only" "$RUN/omuda" --out "$RUN/comparison.md"
+cat <<EOF
+
+The runs are in $RUN/: source_only/ and omuda/, each with train.log (what was printed),
+config.yaml, metrics.jsonl, eval.json and checkpoints/ (latest.pt; best.pt, the best val mIoU).
+Next, after \`source .venv/bin/activate\` (it puts \`omuda\` on the PATH):
+  omuda predict --checkpoint $RUN/omuda --out $RUN/predictions $DATA/cityscapes/leftImg8bit/val
+  omuda config show configs/synthetic/omuda.yaml       # every setting, its value and choices
+  omuda train configs/synthetic/daformer.yaml data.root=$DATA && omuda compare $RUN/omuda work_dirs/synthetic/daformer
+EOF

@@ -51,6 +51,10 @@ def test_config_show_reads_a_work_dir_and_rejects_unknown_keys(trained_work_dir,
     assert main(["config", "show", str(trained_work_dir)]) == 0
     shown = yaml.safe_load(capsys.readouterr().out)
     assert shown["train"]["iters"] == 2 and shown["name"] == "synthetic-source-only"
+    checkpoint = trained_work_dir / "checkpoints/latest.pt"
+    assert main(["config", "show", str(checkpoint), "eval.mode=slide"]) == 0
+    from_checkpoint = yaml.safe_load(capsys.readouterr().out)
+    assert from_checkpoint == {**shown, "eval": {**shown["eval"], "mode": "slide"}}
     assert main(["config", "show", OMUDA_CONFIG, "train.itres=3"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("omuda: error:") and "did you mean train.iters" in err

@@ -4,8 +4,11 @@ and `evaluate` naming the checkpoint it read."""
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +169,21 @@ def test_the_sampling_table_says_what_it_is(capsys):
     assert len(lines) == 1 + 1 + 19  # explanation, column titles, one row per class
     probabilities = [float(re.search(r"\d\.\d{4}", line).group()) for line in lines[2:]]
     assert probabilities == [round(1 / 19, 4)] * 19
+
+
+def test_a_console_redirected_into_train_log_is_not_copied_twice(tiny_run_args, tmp_path):
+    """`omuda ablation` sends each run's output into its train.log: every line once."""
+    work = tmp_path / "run"
+    work.mkdir()
+    command = [sys.executable, "-m", "omuda.cli", *train_argv(work, tiny_run_args, "train.iters=1")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with (work / "train.log").open("a") as log:
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=300)
+    assert done.returncode == 0
+    lines = (work / "train.log").read_text().splitlines()
+    assert sum(line.startswith("run synthetic-source-only ->") for line in lines) == 1
+    assert sum(line.startswith("mIoU (19)") for line in lines) == 1
+    # the log-only lines still come, after what was printed before them
+    assert lines.index("resolved config:") > next(
+        i for i, line in enumerate(lines) if line.startswith("  log ")
+    )

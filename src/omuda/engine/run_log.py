@@ -8,6 +8,8 @@ one log-only line per log interval instead, with the values the bar showed.
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import platform
 import re
 import subprocess
@@ -43,6 +45,8 @@ class ConsoleLog:
         """One line into the log only (not onto the console)."""
         if self._file.closed:
             return
+        for stream in (sys.stdout, sys.stderr):  # what was printed before comes first
+            stream.flush()
         self._file.write(line.rstrip("\n") + "\n")
         self._file.flush()
 
@@ -88,7 +92,10 @@ def console_copied_to(path: Path) -> Iterator[ConsoleLog]:
     log = ConsoleLog(path)
     log.write_line(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')}")
     saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(sys.stderr, log)
+    # A console already redirected into the log (`omuda ablation` does so) is not copied twice.
+    sys.stdout, sys.stderr = (
+        stream if _is_file(stream, path) else _Tee(stream, log) for stream in saved
+    )
     try:
         yield log
     except BaseException as error:
@@ -98,6 +105,14 @@ def console_copied_to(path: Path) -> Iterator[ConsoleLog]:
     finally:
         sys.stdout, sys.stderr = saved
         log.close()
+
+
+def _is_file(stream: IO[str], path: Path) -> bool:
+    """Whether `stream` writes into the file at `path`."""
+    try:
+        return os.path.samestat(os.fstat(stream.fileno()), os.stat(path))
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False
 
 
 def git_commit(folder: Path) -> str | None:
