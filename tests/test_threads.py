@@ -69,9 +69,21 @@ def test_balancer_follows_other_runs(tmp_path, monkeypatch):
     assert applied == [2, 1] and message.startswith("threads 2 -> 1")
     other.close()
     now[0] += threads.REFRESH_SECONDS
+    assert balancer.refresh() is None  # more threads only after two counts allow them
+    now[0] += threads.REFRESH_SECONDS
     assert balancer.refresh().startswith("threads 1 -> 2")
     now[0] += threads.REFRESH_SECONDS
     assert balancer.refresh() is None and applied == [2, 1, 2]
+    blip = RunRegistry(tmp_path)  # a short run comes and goes between two counts
+    now[0] += threads.REFRESH_SECONDS
+    assert balancer.refresh().startswith("threads 2 -> 1")
+    blip.close()
+    now[0] += threads.REFRESH_SECONDS
+    assert balancer.refresh() is None
+    third = RunRegistry(tmp_path)
+    now[0] += threads.REFRESH_SECONDS
+    assert balancer.refresh() is None and applied == [2, 1, 2, 1]  # the streak was broken
+    third.close()
     balancer.close()
 
 

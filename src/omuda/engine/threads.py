@@ -114,7 +114,9 @@ class ThreadBalancer:
     """Keeps torch's thread count at this run's fair share while it runs.
 
     `refresh()` is cheap to call every iteration: it recounts the live runs at most every
-    `REFRESH_SECONDS` and returns a message when the count of threads changed.
+    `REFRESH_SECONDS` and returns a message when the count of threads changed. Fewer
+    threads take effect at once (too many is what collapses); more threads only once two
+    counts in a row allow them, so short runs coming and going do not make it flap.
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class ThreadBalancer:
         self.decision = self._decide()
         self.set_threads(self.decision.threads)
         self._checked = self.clock()
+        self._more_allowed = False  # the previous count already allowed more threads
 
     def _decide(self) -> ThreadDecision:
         live = self.registry.live_runs() if self.registry is not None else 1
@@ -146,9 +149,13 @@ class ThreadBalancer:
             return None
         self._checked = now
         decision = self._decide()
-        if decision.threads == self.decision.threads:
-            self.decision = decision
+        more = decision.threads > self.decision.threads
+        if decision.threads == self.decision.threads or (more and not self._more_allowed):
+            self._more_allowed = more
+            if not more:
+                self.decision = decision
             return None
+        self._more_allowed = False
         before, self.decision = self.decision.threads, decision
         self.set_threads(decision.threads)
         return f"threads {before} -> {decision.threads} ({decision.reason})"
