@@ -64,8 +64,8 @@ def test_rows_shared_between_tables_run_once(tmp_path, monkeypatch):
     configs = REPO / "configs" / "synthetic"
     summaries = ablation.run_tables(["methods", "table4", "cdm"], configs, [0], tmp_path, [])
     # Table IV's baseline is the methods table's DAFormer, its last row and the CDM row of
-    # the default direction are the full OMUDA row: 8 + 3 + 1 distinct experiments.
-    assert len(launched) == 12, launched
+    # the default reading are the full OMUDA row: 8 + 3 + 3 distinct experiments.
+    assert len(launched) == 14, launched
     linked = tmp_path / "table4" / "all__omuda" / "seed0"
     assert linked.is_symlink() and linked.resolve() == (tmp_path / "methods/omuda/seed0").resolve()
     assert (tmp_path / "table4/baseline__daformer/seed0").is_symlink()
@@ -144,3 +144,26 @@ def test_fst_and_camix_settings_belong_to_their_mechanisms():
     assert key(camix, *public_code) == key(
         camix, *public_code, "adaptation.camix_significance_rampup_iters=7"
     )
+
+
+def test_only_runs_the_named_rows(tmp_path, monkeypatch):
+    import omuda.engine.ablation as ablation
+
+    launched = []
+
+    def fake_train(command, stdout, stderr, check):
+        work_dir = Path(command[command.index("--work-dir") + 1])
+        launched.append(work_dir.relative_to(tmp_path).as_posix())
+        result = {"seconds": 60.0, "eval": {"miou": 0.3, "iou": [0.3] * 19}}
+        (work_dir / "eval.json").write_text(json.dumps(result))
+        return type("Finished", (), {"returncode": 0})()
+
+    monkeypatch.setattr(ablation.subprocess, "run", fake_train)
+    configs = REPO / "configs" / "synthetic"
+    ablation.run_tables(["fdm"], configs, [0, 1], tmp_path, [], only=["images, sum", "cells__mean"])
+    assert sorted(launched) == [
+        "fdm/cells__mean/seed0", "fdm/cells__mean/seed1",
+        "fdm/images__sum/seed0", "fdm/images__sum/seed1",
+    ]  # fmt: skip
+    with pytest.raises(OmudaError, match="--only 'bogus' names no row of fdm"):
+        ablation.run_tables(["fdm"], configs, [0], tmp_path, [], only=["bogus"])

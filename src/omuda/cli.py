@@ -268,7 +268,13 @@ def _cmd_ablation(args: argparse.Namespace) -> int:
         print("\n\n".join(summarize_table(table, work_root) for table in tables))
         return 0
     summaries = run_tables(
-        tables, Path(args.configs), args.seeds, work_root, overrides, parallel=args.parallel
+        tables,
+        Path(args.configs),
+        args.seeds,
+        work_root,
+        overrides,
+        parallel=args.parallel,
+        only=args.only,
     )
     for table, summary in summaries.items():
         print(f"## {table}\n\n{summary}")
@@ -522,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablation.add_argument("--work-dir", default="work_dirs/ablation")
     ablation.add_argument("--parallel", type=int, default=1, help="runs at a time")
     ablation.add_argument("--summary-only", action="store_true", help="only summarise")
+    ablation.add_argument(
+        "--only", nargs="+", metavar="ROW", help="run only these rows (labels or folder names)"
+    )
     ablation.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE", help=_OVERRIDES)
     ablation.set_defaults(run=_cmd_ablation)
 

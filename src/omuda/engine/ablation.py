@@ -66,13 +66,29 @@ TABLES: dict[str, tuple[Row, ...]] = {
         Row("+CDM", "omuda.yaml", _without(_BASELINE, "adaptation.class_decoupling")),
         Row("all (OMUDA)", "omuda.yaml"),
     ),
-    "cdm": (
-        Row("CDM difficulty (w = beta)", "omuda.yaml", ("adaptation.class_decoupling=difficulty",)),
+    # CDM's two ambiguities: the weight direction (the equations' w = beta or the text's
+    # w = 1 - beta) and eq. 13's normaliser n_k^g (g = 1 literal: a mean of class means).
+    "cdm": tuple(
         Row(
-            "CDM reliability (w = 1 - beta)",
+            f"{direction}, g = {balance}",
             "omuda.yaml",
-            ("adaptation.class_decoupling=reliability",),
-        ),
+            (
+                f"adaptation.class_decoupling={direction}",
+                f"adaptation.cdm_class_balance={balance}",
+            ),
+        )
+        for direction in ("difficulty", "reliability")
+        for balance in (0, 1)
+    ),
+    # FDM's readings of eqs. 8-11: what a sample is, and sums as printed or RKD's means.
+    "fdm": tuple(
+        Row(
+            f"{samples}, {reduction}",
+            "omuda.yaml",
+            (f"adaptation.kd_samples={samples}", f"adaptation.kd_reduction={reduction}"),
+        )
+        for samples in ("cells", "images")
+        for reduction in ("sum", "mean")
     ),
     "table5": tuple(
         Row(name, "omuda.yaml", (f"data.sampling.strategy={strategy}",))
@@ -126,8 +142,11 @@ def run_tables(
     work_root: Path,
     overrides: list[str],
     parallel: int = 1,
+    only: list[str] | None = None,
 ) -> dict[str, str]:
     """Run every row x seed of the tables not yet finished; return each table's summary.
+
+    `only`: row labels (or their folder names) to run; the others are left as they are.
 
     Rows of different tables that resolve to the same experiment (e.g. Table IV's baseline
     and the methods table's DAFormer, or the default CDM direction and the full OMUDA row)
@@ -138,6 +157,12 @@ def run_tables(
     unknown = [table for table in tables if table not in TABLES]
     if unknown:
         raise OmudaError(f"unknown table {unknown[0]!r}; choose one of {', '.join(TABLES)}")
+    labels = {
+        name for table in tables for row in TABLES[table] for name in (row.label, _slug(row.label))
+    }
+    missing = [name for name in only or () if name not in labels]
+    if missing:
+        raise OmudaError(f"--only {missing[0]!r} names no row of {', '.join(tables)}")
     if not config_dir.is_dir():
         raise OmudaError(f"config folder not found: {config_dir}")
     jobs = []
@@ -145,6 +170,8 @@ def run_tables(
     queued: set[Path] = set()  # resolved folders, so a folder reached twice runs once
     for table in tables:
         for row in TABLES[table]:
+            if only and row.label not in only and _slug(row.label) not in only:
+                continue
             config, row_overrides = _expand(row, config_dir)
             if not config.is_file():
                 print(f"skipping '{row.label}': {config} does not exist")
