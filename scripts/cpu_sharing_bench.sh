@@ -3,7 +3,7 @@
 #   1. `omuda train configs/synthetic/source_only.yaml` for 80 iterations (no evaluation) on
 #      a prepared synthetic benchmark: wall time of each run;
 #   2. `omuda bench` of the MiT-B0 256-crop DAFormer step (docs/PERFORMANCE.md's CPU setting):
-#      median step of each copy (`omuda bench --concurrent N`).
+#      median step of each copy (`omuda bench --concurrent N`: one table format for 1, 2, 3).
 # Configs are used as they ship: each run decides its own thread count. Run it with nothing
 # else on the machine; about 10 minutes on 2 cores.
 # Usage: bash scripts/cpu_sharing_bench.sh [DATA_ROOT] [OUT_DIR]

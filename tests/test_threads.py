@@ -110,3 +110,32 @@ def test_bench_concurrent_failure_is_one_line(capsys):
     code = main(["bench", config, "--concurrent", "2", "model.backbone=resnet"])
     assert code == 2
     assert "model.backbone must be one of" in capsys.readouterr().err
+
+
+def test_bench_concurrent_one_prints_the_per_copy_table(capsys, monkeypatch):
+    import omuda.engine.concurrent_bench as concurrent_bench
+    from omuda.cli import main
+
+    started = []
+
+    def one_copy(config, copies, arguments):
+        started.append((copies, arguments[:4]))
+        return concurrent_bench.ConcurrentReport(config, [0.25] * copies, ["cpu"] * copies)
+
+    monkeypatch.setattr(concurrent_bench, "run_concurrent", one_copy)
+    config = str(REPO_ROOT / "configs" / "synthetic" / "source_only.yaml")
+    assert main(["bench", config, "--iters", "2", "--warmup", "1", "--concurrent", "1"]) == 0
+    assert started == [(1, ["--iters", "2", "--warmup", "1"])]
+    assert capsys.readouterr().out.splitlines() == [
+        f"1 copy of {config} alone",
+        "  copy 1: median 0.250 s per iteration   cpu",
+        "  mean of the medians: 0.250 s",
+    ]
+
+
+def test_bench_concurrent_zero_is_one_line(capsys):
+    from omuda.cli import main
+
+    config = str(REPO_ROOT / "configs" / "synthetic" / "source_only.yaml")
+    assert main(["bench", config, "--concurrent", "0"]) == 2
+    assert "--concurrent must be at least 1, got 0" in capsys.readouterr().err

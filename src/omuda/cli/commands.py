@@ -297,7 +297,7 @@ def run_bench(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"train.device={args.device}")
-    if args.concurrent > 1:
+    if args.concurrent is not None:  # given: each copy's median, also for one copy
         from omuda.engine.concurrent_bench import run_concurrent
 
         load_config(args.config, overrides)  # a bad config fails once, here

@@ -2,6 +2,8 @@
 
 Each copy is its own `omuda bench` process, exactly as N users starting N runs would be;
 the report gives each copy's median step, so the cost of sharing the CPU is one command.
+`--concurrent 1` prints the same per-copy table for the one copy, so that a script comparing
+1, 2 and 3 copies reads one format.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ class ConcurrentReport:
 
     def table(self) -> str:
         """Human-readable report."""
-        lines = [f"{len(self.medians)} copies of {self.config} at once"]
+        copies = len(self.medians)
+        together = "1 copy" if copies == 1 else f"{copies} copies"
+        lines = [f"{together} of {self.config} {'alone' if copies == 1 else 'at once'}"]
         for index, (median, device) in enumerate(zip(self.medians, self.devices, strict=True)):
             lines.append(f"  copy {index + 1}: median {median:.3f} s per iteration   {device}")
         lines.append(f"  mean of the medians: {statistics.mean(self.medians):.3f} s")
