@@ -35,7 +35,7 @@ def scripted_evaluations(monkeypatch: pytest.MonkeyPatch, mious: list[float]) ->
         calls.append(1)
         return EvalResult([miou] * 19, miou, miou, miou, 0.5, 3)
 
-    monkeypatch.setattr(train_module, "_evaluate", fake_evaluate)
+    monkeypatch.setattr(train_module, "evaluate_as_configured", fake_evaluate)
     return calls
 
 

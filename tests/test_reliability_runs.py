@@ -364,7 +364,7 @@ def test_prepare_workers_die_with_a_killed_parent(prepared_benchmark, tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_training_data_workers_die_with_a_killed_parent(tmp_path):
     script = _BUSY + (
-        "import torch\nfrom omuda.engine.train import infinite_loader\n"
+        "import torch\nfrom omuda.engine.batches import infinite_loader\n"
         "class Busy(torch.utils.data.Dataset):\n"
         "    def __len__(self): return 4\n"
         "    def __getitem__(self, index): return busy()\n"

@@ -105,8 +105,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         resolve_checkpoint,
     )
     from omuda.engine.distributed import init_distributed
-    from omuda.engine.evaluate import check_result_path, evaluate
-    from omuda.engine.train import amp_dtype
+    from omuda.engine.evaluate import check_result_path, evaluate_as_configured
+    from omuda.engine.precision import amp_dtype
 
     checkpoint = resolve_checkpoint(Path(args.checkpoint))
     loaded = load_inference_model(checkpoint, args.overrides, args.weights)
@@ -117,19 +117,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     check_result_path(out, checkpoint, [builders.dataset_root(cfg, d) for d in datasets])
     dist_info = init_distributed(cfg.train.device)
     model.to(dist_info.device)
-    result = evaluate(
-        model,
-        builders.build_val_dataset(cfg),
-        dist_info.device,
-        mode=cfg.eval.mode,
-        crop_size=cfg.eval.crop_size,
-        stride=cfg.eval.stride,
-        num_classes=cfg.model.num_classes,
-        amp_dtype=amp_dtype(cfg, dist_info.device),
-        progress=not args.quiet,
-        rank=dist_info.rank,
-        world_size=dist_info.world_size,
-    )
+    val = builders.build_val_dataset(cfg)
+    dtype = amp_dtype(cfg, dist_info.device)
+    result = evaluate_as_configured(model, val, cfg, dist_info, dtype, progress=not args.quiet)
     if dist_info.rank == 0:
         print(result.table())
         at = f"iteration {loaded.iteration}, " if loaded.iteration is not None else ""

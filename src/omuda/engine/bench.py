@@ -25,9 +25,9 @@ from omuda.engine import builders
 from omuda.engine.distributed import DistInfo, init_distributed
 from omuda.engine.gradient_ledger import GradientLedger, median_shares, shared_parameters
 from omuda.engine.optim import lr_factor, set_learning_rate
+from omuda.engine.precision import amp_dtype, autocast_factory
 from omuda.engine.step import SectionTimer, StepState, train_step
 from omuda.engine.threads import ThreadBalancer, balanced_threads
-from omuda.engine.train import amp_dtype, autocast_factory
 
 
 @dataclass

@@ -7,6 +7,7 @@ preferred device. NCCL serves CUDA, gloo the CPU.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
 
@@ -131,3 +132,31 @@ def cleanup() -> None:
     """Leave the process group if one was joined."""
     if is_distributed():
         torch.distributed.destroy_process_group()
+
+
+def gradient_averager(model: nn.Module, dist_info: DistInfo) -> Callable[[], None]:
+    """After the step's backward passes: average gradients over ranks in one all-reduce.
+
+    The step runs several forward/backward passes per iteration; averaging once at the end
+    keeps that simple (no DDP no_sync bookkeeping) and costs one flat all-reduce. Without
+    SyncBatchNorm (CPU/gloo) the BatchNorm statistics are also taken from rank 0 here, so
+    student and EMA teacher stay identical on every rank.
+    """
+    if dist_info.world_size == 1:
+        return lambda: None
+    broadcast_buffers = dist_info.device.type != "cuda"
+
+    def average() -> None:
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        torch.distributed.all_reduce(flat)
+        flat /= dist_info.world_size
+        offset = 0
+        for grad in grads:
+            grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
+            offset += grad.numel()
+        if broadcast_buffers:
+            for buffer in model.buffers():
+                torch.distributed.broadcast(buffer, src=0)
+
+    return average

@@ -7,7 +7,6 @@ intersections and unions are summed over the whole split before the IoU is taken
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from collections.abc import Sequence
@@ -20,10 +19,12 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from omuda.config import Config
 from omuda.data.labels import CLASS_NAMES, NUM_CLASSES, SYNTHIA_13_CLASSES, SYNTHIA_16_CLASSES
 from omuda.data.transforms import normalize
-from omuda.engine.distributed import all_reduce_sum_
+from omuda.engine.distributed import DistInfo, all_reduce_sum_
 from omuda.engine.metrics import ConfusionMatrix
+from omuda.engine.precision import autocast_factory
 from omuda.errors import OmudaError
 
 INFERENCE_MODES = ("whole", "slide")
@@ -322,11 +323,7 @@ def evaluate(
     device = torch.device(device)
     confusion = ConfusionMatrix(num_classes, device)
     indices = range(rank, len(dataset), world_size)
-    autocast = (
-        (lambda: torch.autocast(device_type=device.type, dtype=amp_dtype))
-        if amp_dtype is not None
-        else contextlib.nullcontext
-    )
+    autocast = autocast_factory(device, amp_dtype)
     was_training = model.training
     model.eval()
     try:
@@ -354,4 +351,29 @@ def evaluate(
         miou13=confusion.mean_iou(SYNTHIA_13_CLASSES) if has_synthia_classes else math.nan,
         pixel_accuracy=confusion.pixel_accuracy(),
         num_images=int(num_images.item()),
+    )
+
+
+def evaluate_as_configured(
+    model: nn.Module,
+    dataset: Dataset,
+    cfg: Config,
+    dist_info: DistInfo,
+    amp_dtype: torch.dtype | None,
+    progress: bool,
+) -> EvalResult:
+    """`evaluate` with the config's inference settings (eval.mode, eval.crop_size,
+    eval.stride, model.num_classes), this process's share of the ranks of `dist_info`."""
+    return evaluate(
+        model,
+        dataset,
+        dist_info.device,
+        mode=cfg.eval.mode,
+        crop_size=cfg.eval.crop_size,
+        stride=cfg.eval.stride,
+        num_classes=cfg.model.num_classes,
+        amp_dtype=amp_dtype,
+        progress=progress,
+        rank=dist_info.rank,
+        world_size=dist_info.world_size,
     )

@@ -29,7 +29,7 @@ from omuda.data.labels import CLASS_NAMES, colorize
 from omuda.data.transforms import normalize
 from omuda.engine import builders
 from omuda.engine.distributed import DistInfo
-from omuda.engine.evaluate import EvalResult, evaluate, infer_logits
+from omuda.engine.evaluate import EvalResult, evaluate_as_configured, infer_logits
 from omuda.engine.logging import MetricLogger
 from omuda.engine.step import StepState
 
@@ -182,20 +182,9 @@ class RunRecorder:
         # A teacher with batch-statistics BatchNorm updates its running statistics on every
         # forward; they are put back so the diagnostic leaves no trace in the run.
         saved = [buffer.clone() for buffer in self.teacher.buffers()]
-        cfg = self.cfg
         try:
-            return evaluate(
-                self.teacher,
-                self.pseudo_labels,
-                self.dist_info.device,
-                mode=cfg.eval.mode,
-                crop_size=cfg.eval.crop_size,
-                stride=cfg.eval.stride,
-                num_classes=cfg.model.num_classes,
-                amp_dtype=self.amp_dtype,
-                progress=progress,
-                rank=self.dist_info.rank,
-                world_size=self.dist_info.world_size,
+            return evaluate_as_configured(
+                self.teacher, self.pseudo_labels, self.cfg, self.dist_info, self.amp_dtype, progress
             )
         finally:
             with torch.no_grad():

@@ -1,4 +1,8 @@
-"""The iteration-based training loop: data, models, schedule, evaluation, checkpoints."""
+"""The iteration-based training loop: data, models, schedule, evaluation, checkpoints.
+
+Setup lives beside it: `batches` (endless loaders on the device), `precision` (autocast),
+`resume` (what a checkpoint holds and restoring it), `distributed.gradient_averager`.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +11,32 @@ import functools
 import json
 import os
 import time
-import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from omuda.config import Config, config_to_dict, save_config
-from omuda.data.datasets import collate
+from omuda.config import Config, save_config
 from omuda.data.io import atomic_write_bytes
-from omuda.data.workers import exit_with_parent
 from omuda.engine import builders
+from omuda.engine.batches import infinite_loader
 from omuda.engine.checkpoint import BestCheckpoint, load_checkpoint, save_training_checkpoint
 from omuda.engine.distributed import (
-    DistInfo,
     all_reduce_sum_,
     barrier,
     cleanup,
+    gradient_averager,
     init_distributed,
 )
-from omuda.engine.evaluate import EvalResult, evaluate
+from omuda.engine.evaluate import EvalResult, evaluate_as_configured
 from omuda.engine.gradient_ledger import GradientLedger, shared_parameters
 from omuda.engine.logging import MetricLogger
 from omuda.engine.optim import lr_factor, set_learning_rate
+from omuda.engine.precision import amp_dtype, autocast_factory
 from omuda.engine.recording import RunRecorder, val_record
+from omuda.engine.resume import check_same_experiment, restore_training_state, training_state
 from omuda.engine.run_log import (
     checkpoints_summary,
     console_copied_to,
@@ -45,102 +47,6 @@ from omuda.engine.step import StepState, train_step
 from omuda.engine.threads import balanced_threads
 from omuda.engine.workdir_lock import hold_work_dir
 from omuda.errors import OmudaError
-
-
-def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on CUDA by default (`train.amp=auto`), never silently on CPU."""
-    if cfg.train.amp == "bf16" or (cfg.train.amp == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
-
-
-def autocast_factory(
-    device: torch.device, dtype: torch.dtype | None
-) -> Callable[[], contextlib.AbstractContextManager]:
-    """A zero-argument context-manager factory for the step's forward passes."""
-    if dtype is None:
-        return contextlib.nullcontext
-    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def infinite_loader(
-    dataset: torch.utils.data.Dataset,
-    sampler: torch.utils.data.Sampler,
-    batch_size: int,
-    workers: int,
-    device: torch.device,
-) -> Iterator[dict]:
-    """Batches from an infinite sampler, moved to the device without blocking.
-
-    The worker processes end with this process, even when it is killed.
-    """
-    with warnings.catch_warnings():
-        # torch warns when the configured workers outnumber the CPUs; data.workers says so.
-        warnings.filterwarnings("ignore", "This DataLoader will create", UserWarning)
-        loader = DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=workers,
-            collate_fn=collate,
-            pin_memory=device.type == "cuda",
-            worker_init_fn=functools.partial(exit_with_parent, os.getpid()),
-            persistent_workers=workers > 0,
-            prefetch_factor=4 if workers > 0 else None,
-            drop_last=True,
-        )
-        # Create the iterator now: it draws a seed from the global RNG, which must happen
-        # before the loop reseeds that RNG per iteration (or resumed runs would differ).
-        batches = iter(loader)
-    return _on_device(batches, device)
-
-
-def _on_device(batches: Iterator[dict], device: torch.device) -> Iterator[dict]:
-    """The batches on `device`; closing this generator, or a failed batch, stops the
-    loader's workers at once (left to garbage collection, a failed run's loader would stop
-    them only after a 5-second timeout each)."""
-    try:
-        for batch in batches:
-            yield _to_device(batch, device)
-    finally:
-        stop_workers = getattr(batches, "_shutdown_workers", None)
-        if stop_workers is not None:
-            stop_workers()
-
-
-def _to_device(batch: dict, device: torch.device) -> dict:
-    return {
-        key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
-        for key, value in batch.items()
-    }
-
-
-def gradient_averager(model: nn.Module, dist_info: DistInfo) -> Callable[[], None]:
-    """After the step's backward passes: average gradients over ranks in one all-reduce.
-
-    The step runs several forward/backward passes per iteration; averaging once at the end
-    keeps that simple (no DDP no_sync bookkeeping) and costs one flat all-reduce. Without
-    SyncBatchNorm (CPU/gloo) the BatchNorm statistics are also taken from rank 0 here, so
-    student and EMA teacher stay identical on every rank.
-    """
-    if dist_info.world_size == 1:
-        return lambda: None
-    broadcast_buffers = dist_info.device.type != "cuda"
-
-    def average() -> None:
-        grads = [p.grad for p in model.parameters() if p.grad is not None]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        torch.distributed.all_reduce(flat)
-        flat /= dist_info.world_size
-        offset = 0
-        for grad in grads:
-            grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
-            offset += grad.numel()
-        if broadcast_buffers:
-            for buffer in model.buffers():
-                torch.distributed.broadcast(buffer, src=0)
-
-    return average
 
 
 def train(cfg: Config, work_dir: Path, resume: bool = False, progress: bool = True) -> dict:
@@ -220,8 +126,8 @@ def _train(
 
     if resume:
         checkpoint = load_checkpoint(checkpoint_path)
-        _check_same_experiment(cfg, checkpoint)
-        _restore(checkpoint, student, teacher, optimizer, state, device)
+        check_same_experiment(cfg, checkpoint)
+        restore_training_state(checkpoint, student, teacher, optimizer, state, device)
         if main:
             print(f"resumed from {checkpoint_path} at iteration {state.iteration}")
         if state.iteration >= cfg.train.iters:
@@ -334,17 +240,19 @@ def _train(
         saved = None
         if main and save_now:
             saved = save_training_checkpoint(
-                work_dir, done, _checkpoint_state(cfg, student, teacher, optimizer, state)
+                work_dir, done, training_state(cfg, student, teacher, optimizer, state)
             )
         if val is not None and (
             is_last or (train_cfg.eval_interval and done % train_cfg.eval_interval == 0)
         ):
-            last_eval = _evaluate(cfg, student, val, dist_info, dtype, progress and main)
+            last_eval = evaluate_as_configured(
+                student, val, cfg, dist_info, dtype, progress and main
+            )
             logger.log(done, "val", val_record(last_eval))
             recorder.after_evaluation(logger, done, student, progress and main)
             if main:
                 weights_now = functools.partial(
-                    _checkpoint_state, cfg, student, teacher, optimizer, state
+                    training_state, cfg, student, teacher, optimizer, state
                 )
                 kept = best.update(done, last_eval.to_dict(), saved, weights_now)
                 note = " (best so far: checkpoints/best.pt)" if kept else ""
@@ -398,92 +306,3 @@ def _iteration_seeds(seed: int, rank: int, iteration: int) -> tuple[int, int]:
     """Two independent seeds (global RNG, step generator) for one rank and iteration."""
     states = np.random.SeedSequence([seed, rank, iteration]).generate_state(2, np.uint64)
     return int(states[0] >> 1), int(states[1] >> 1)
-
-
-def _evaluate(
-    cfg: Config,
-    student: nn.Module,
-    val: torch.utils.data.Dataset,
-    dist_info: DistInfo,
-    dtype: torch.dtype | None,
-    progress: bool,
-) -> EvalResult:
-    return evaluate(
-        student,
-        val,
-        dist_info.device,
-        mode=cfg.eval.mode,
-        crop_size=cfg.eval.crop_size,
-        stride=cfg.eval.stride,
-        num_classes=cfg.model.num_classes,
-        amp_dtype=dtype,
-        progress=progress,
-        rank=dist_info.rank,
-        world_size=dist_info.world_size,
-    )
-
-
-def _checkpoint_state(
-    cfg: Config,
-    student: nn.Module,
-    teacher: nn.Module | None,
-    optimizer: torch.optim.Optimizer,
-    state: StepState,
-) -> dict:
-    """Everything `--resume` needs, in types `torch.load(weights_only=True)` accepts."""
-    checkpoint = {
-        "model": student.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "iteration": state.iteration,
-        "config": config_to_dict(cfg),
-        "class_disagreement": state.class_disagreement,
-        "class_disagreement_updates": state.class_disagreement_updates,
-    }
-    if teacher is not None:
-        checkpoint["teacher"] = teacher.state_dict()
-    return checkpoint
-
-
-def _check_same_experiment(cfg: Config, checkpoint: dict) -> None:
-    """--resume must continue the same experiment: only train.*, eval.*, data.root and
-    data.workers may change."""
-    saved = checkpoint.get("config", {})
-    current = config_to_dict(cfg)
-    movable = {"data.root", "data.workers"}  # where the data lives, how it is read
-    changed = [
-        f"{section}.{key}"
-        for section in ("data", "model", "adaptation")
-        for key in current[section]
-        if saved.get(section, {}).get(key) != current[section][key]
-        and f"{section}.{key}" not in movable
-    ]
-    if changed:
-        raise OmudaError(
-            "--resume with a different experiment than the checkpoint's: "
-            + ", ".join(changed[:5])
-            + " differ (only train.*, eval.*, data.root and data.workers may change)"
-        )
-
-
-def _restore(
-    checkpoint: dict,
-    student: nn.Module,
-    teacher: nn.Module | None,
-    optimizer: torch.optim.Optimizer,
-    state: StepState,
-    device: torch.device,
-) -> None:
-    try:
-        student.load_state_dict(checkpoint["model"])
-        if teacher is not None:
-            teacher.load_state_dict(checkpoint["teacher"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        state.iteration = int(checkpoint["iteration"])
-        for key in ("class_disagreement", "class_disagreement_updates"):
-            if checkpoint[key].shape != getattr(state, key).shape:
-                raise ValueError(f"{key} has shape {tuple(checkpoint[key].shape)}")
-            setattr(state, key, checkpoint[key].to(device))
-    except (KeyError, RuntimeError, ValueError, TypeError) as error:
-        raise OmudaError(
-            f"the checkpoint does not match this configuration ({str(error).splitlines()[0]})"
-        ) from None
