@@ -1,7 +1,9 @@
-"""Metrics as JSON lines and TensorBoard scalars in the work dir (main process only)."""
+"""Metrics as JSON lines and TensorBoard scalars in the work dir (main process only), and
+the TensorBoard event file they (and the prediction images) are written to."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import math
@@ -11,10 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 _EVENT_FILE_NUMBERS = itertools.count()
 
 
-class _EventFile:
+class EventFile:
     """A TensorBoard event file, written in the caller's thread.
 
     TensorBoard's own SummaryWriter writes from a background thread, which on a full disk
@@ -36,6 +40,7 @@ class _EventFile:
         self._write(Event(wall_time=time.time(), file_version="brain.Event:2"))
 
     def add_scalars(self, step: int, values: dict[str, float]) -> None:
+        """Each `{tag: value}` as a scalar at `step`."""
         from tensorboard.compat.proto.summary_pb2 import Summary
 
         summary = Summary(
@@ -43,11 +48,28 @@ class _EventFile:
         )
         self._write(self._event(wall_time=time.time(), step=step, summary=summary))
 
+    def add_image(self, step: int, tag: str, image: np.ndarray) -> None:
+        """image (H,W,3) uint8 RGB, stored as PNG under `tag` at `step`."""
+        from PIL import Image
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        picture = Summary.Image(
+            height=image.shape[0],
+            width=image.shape[1],
+            colorspace=3,
+            encoded_image_string=buffer.getvalue(),
+        )
+        summary = Summary(value=[Summary.Value(tag=tag, image=picture)])
+        self._write(self._event(wall_time=time.time(), step=step, summary=summary))
+
     def _write(self, event: Any) -> None:
         self._records.write(event.SerializeToString())
         self._file.flush()
 
     def close(self) -> None:
+        """Close the file (every event is already flushed)."""
         self._file.close()
 
 
@@ -61,7 +83,7 @@ class MetricLogger:
         if enabled:
             work_dir.mkdir(parents=True, exist_ok=True)
             if tensorboard:
-                self._events = _EventFile(work_dir / "tensorboard")
+                self._events = EventFile(work_dir / "tensorboard")
 
     def log(self, iteration: int, group: str, values: dict[str, Any]) -> None:
         """Record `values` (numbers; NaN written as null) under `group` at `iteration`."""

@@ -11,10 +11,6 @@ None of it feeds training: the teacher's buffers are restored after the diagnost
 from __future__ import annotations
 
 import dataclasses
-import io
-import os
-import socket
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,7 +26,7 @@ from omuda.data.transforms import normalize
 from omuda.engine import builders
 from omuda.engine.distributed import DistInfo
 from omuda.engine.evaluate import EvalResult, evaluate_as_configured, infer_logits
-from omuda.engine.logging import MetricLogger
+from omuda.engine.logging import EventFile, MetricLogger
 from omuda.engine.step import StepState
 
 # Val frames shown in TensorBoard at each evaluation, and the widest panel written there.
@@ -68,44 +64,6 @@ def pseudo_label_dataset(cfg: Config, world_size: int = 1) -> Dataset:
     dataset = builders.build_val_dataset(as_val)
     indices = evenly_spaced(len(dataset), cfg.eval.pseudo_label_images)
     return Subset(dataset, indices[: len(indices) - len(indices) % world_size])
-
-
-class _ImageEvents:
-    """A TensorBoard event file of PNG images, written in the caller's thread."""
-
-    def __init__(self, folder: Path) -> None:
-        from tensorboard.compat.proto.event_pb2 import Event
-        from tensorboard.summary.writer.record_writer import RecordWriter
-
-        folder.mkdir(parents=True, exist_ok=True)
-        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
-        self._event = Event
-        self._file = open(folder / name, "ab")  # noqa: SIM115 (closed in close())
-        self._records = RecordWriter(self._file)
-        self._write(Event(wall_time=time.time(), file_version="brain.Event:2"))
-
-    def add_image(self, step: int, tag: str, image: np.ndarray) -> None:
-        """image (H,W,3) uint8 RGB, stored as PNG under `tag` at `step`."""
-        from PIL import Image
-        from tensorboard.compat.proto.summary_pb2 import Summary
-
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="PNG")
-        picture = Summary.Image(
-            height=image.shape[0],
-            width=image.shape[1],
-            colorspace=3,
-            encoded_image_string=buffer.getvalue(),
-        )
-        summary = Summary(value=[Summary.Value(tag=tag, image=picture)])
-        self._write(self._event(wall_time=time.time(), step=step, summary=summary))
-
-    def _write(self, event: object) -> None:
-        self._records.write(event.SerializeToString())
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
 
 
 def prediction_strip(image: np.ndarray, prediction: np.ndarray, label: np.ndarray) -> np.ndarray:
@@ -154,7 +112,7 @@ class RunRecorder:
         self.preview = evenly_spaced(len(val), PREVIEW_FRAMES)[:PREVIEW_FRAMES] if val else []
         self._images = None
         if self.main and self.preview:
-            self._images = _ImageEvents(work_dir / "tensorboard" / "predictions")
+            self._images = EventFile(work_dir / "tensorboard" / "predictions")
 
     def log_class_weights(self, logger: MetricLogger, iteration: int, state: StepState) -> None:
         """CDM's class weights w_k and debiased disagreement beta_k (group "cdm")."""
