@@ -19,6 +19,34 @@ def _fake_run(root: Path, table: str, slug: str, seed: int, miou: float) -> None
     )
 
 
+@pytest.fixture
+def fake_training(tmp_path, monkeypatch) -> list[str]:
+    """Each training the ablation starts ends at once with mIoU 0.3 in its eval.json; the
+    work dirs started, relative to tmp_path, are appended to the list returned."""
+    import omuda.engine.ablation as ablation
+
+    launched: list[str] = []
+
+    def fake_train(command, stdout, stderr, check):
+        work_dir = Path(command[command.index("--work-dir") + 1])
+        launched.append(work_dir.relative_to(tmp_path).as_posix())
+        result = {"seconds": 60.0, "eval": {"miou": 0.3, "iou": [0.3] * 19}}
+        (work_dir / "eval.json").write_text(json.dumps(result))
+        return type("Finished", (), {"returncode": 0})()
+
+    monkeypatch.setattr(ablation.subprocess, "run", fake_train)
+    return launched
+
+
+def key_of(config: str, *overrides: str) -> str:
+    """The ablation's experiment key of a synthetic config with `overrides`."""
+    from omuda.config import config_to_dict, load_config
+    from omuda.engine.ablation import _experiment_key
+
+    path = REPO / "configs" / "synthetic" / config
+    return _experiment_key(config_to_dict(load_config(path, list(overrides))))
+
+
 def test_summary_mean_std_and_single_seed(tmp_path):
     _fake_run(tmp_path, "table4", "baseline__daformer", 0, 0.30)
     _fake_run(tmp_path, "table4", "baseline__daformer", 1, 0.34)
@@ -48,21 +76,10 @@ def test_override_typo_fails_before_any_run(tmp_path):
     assert not (tmp_path / "cdm").exists()
 
 
-def test_rows_shared_between_tables_run_once(tmp_path, monkeypatch):
-    import omuda.engine.ablation as ablation
-
-    launched = []
-
-    def fake_train(command, stdout, stderr, check):
-        work_dir = Path(command[command.index("--work-dir") + 1])
-        launched.append(work_dir.relative_to(tmp_path).as_posix())
-        result = {"seconds": 60.0, "eval": {"miou": 0.3, "iou": [0.3] * 19}}
-        (work_dir / "eval.json").write_text(json.dumps(result))
-        return type("Finished", (), {"returncode": 0})()
-
-    monkeypatch.setattr(ablation.subprocess, "run", fake_train)
+def test_rows_shared_between_tables_run_once(tmp_path, fake_training):
+    launched = fake_training
     configs = REPO / "configs" / "synthetic"
-    summaries = ablation.run_tables(["methods", "table4", "cdm"], configs, [0], tmp_path, [])
+    summaries = run_tables(["methods", "table4", "cdm"], configs, [0], tmp_path, [])
     # Table IV's baseline is the methods table's DAFormer, its last row and the CDM row of
     # the default reading are the full OMUDA row: 8 + 3 + 3 distinct experiments.
     assert len(launched) == 14, launched
@@ -72,7 +89,7 @@ def test_rows_shared_between_tables_run_once(tmp_path, monkeypatch):
     assert "| all (OMUDA) | 30.0 (one seed) |" in summaries["table4"]
     # Nothing left to do on a second call.
     launched.clear()
-    ablation.run_tables(["methods", "table4", "cdm"], configs, [0], tmp_path, [])
+    run_tables(["methods", "table4", "cdm"], configs, [0], tmp_path, [])
     assert launched == []
 
 
@@ -106,64 +123,43 @@ def test_links_survive_reordering_and_a_deleted_target(tmp_path, monkeypatch):
 
 
 def test_settings_of_a_switched_off_mechanism_do_not_make_a_new_experiment():
-    from omuda.config import config_to_dict, load_config
-    from omuda.engine.ablation import _experiment_key
-
-    def key(config: str, *overrides: str) -> str:
-        path = REPO / "configs" / "synthetic" / config
-        return _experiment_key(config_to_dict(load_config(path, list(overrides))))
-
     # FDM's readings belong to FDM: with FD they change nothing ...
-    assert key("daformer.yaml") == key(
+    assert key_of("daformer.yaml") == key_of(
         "daformer.yaml", "adaptation.kd_samples=images", "adaptation.kd_reduction=sum"
     )
     # ... with FDM each is its own experiment, and with image rows the cell budget is unused.
-    assert key("omuda.yaml") != key("omuda.yaml", "adaptation.kd_samples=images")
-    assert key("omuda.yaml") != key("omuda.yaml", "adaptation.kd_reduction=sum")
+    assert key_of("omuda.yaml") != key_of("omuda.yaml", "adaptation.kd_samples=images")
+    assert key_of("omuda.yaml") != key_of("omuda.yaml", "adaptation.kd_reduction=sum")
     images = ("adaptation.kd_samples=images",)
-    assert key("omuda.yaml", *images) == key("omuda.yaml", *images, "adaptation.kd_max_cells=7")
-    assert key("omuda.yaml") != key("omuda.yaml", "adaptation.kd_max_cells=7")
+    assert key_of("omuda.yaml", *images) == key_of(
+        "omuda.yaml", *images, "adaptation.kd_max_cells=7"
+    )
+    assert key_of("omuda.yaml") != key_of("omuda.yaml", "adaptation.kd_max_cells=7")
 
 
 def test_fst_and_camix_settings_belong_to_their_mechanisms():
-    from omuda.config import config_to_dict, load_config
-    from omuda.engine.ablation import _experiment_key
-
-    def key(config: str, *overrides: str) -> str:
-        path = REPO / "configs" / "synthetic" / config
-        return _experiment_key(config_to_dict(load_config(path, list(overrides))))
-
-    assert key("daformer.yaml") == key(
+    assert key_of("daformer.yaml") == key_of(
         "daformer.yaml", "adaptation.lookahead_restore=all", "adaptation.camix_warmup_iters=5"
     )
-    assert key("daformer_fst.yaml") != key("daformer_fst.yaml", "adaptation.lookahead_restore=all")
+    assert key_of("daformer_fst.yaml") != key_of(
+        "daformer_fst.yaml", "adaptation.lookahead_restore=all"
+    )
     camix = "daformer_camix.yaml"
-    assert key(camix) != key(camix, "adaptation.camix_warmup_iters=5")
+    assert key_of(camix) != key_of(camix, "adaptation.camix_warmup_iters=5")
     public_code = ("adaptation.camix_significance=false",)
-    assert key(camix) != key(camix, *public_code)
-    assert key(camix, *public_code) == key(
+    assert key_of(camix) != key_of(camix, *public_code)
+    assert key_of(camix, *public_code) == key_of(
         camix, *public_code, "adaptation.camix_significance_rampup_iters=7"
     )
 
 
-def test_only_runs_the_named_rows(tmp_path, monkeypatch):
-    import omuda.engine.ablation as ablation
-
-    launched = []
-
-    def fake_train(command, stdout, stderr, check):
-        work_dir = Path(command[command.index("--work-dir") + 1])
-        launched.append(work_dir.relative_to(tmp_path).as_posix())
-        result = {"seconds": 60.0, "eval": {"miou": 0.3, "iou": [0.3] * 19}}
-        (work_dir / "eval.json").write_text(json.dumps(result))
-        return type("Finished", (), {"returncode": 0})()
-
-    monkeypatch.setattr(ablation.subprocess, "run", fake_train)
+def test_only_runs_the_named_rows(tmp_path, fake_training):
+    launched = fake_training
     configs = REPO / "configs" / "synthetic"
-    ablation.run_tables(["fdm"], configs, [0, 1], tmp_path, [], only=["images, sum", "cells__mean"])
+    run_tables(["fdm"], configs, [0, 1], tmp_path, [], only=["images, sum", "cells__mean"])
     assert sorted(launched) == [
         "fdm/cells__mean/seed0", "fdm/cells__mean/seed1",
         "fdm/images__sum/seed0", "fdm/images__sum/seed1",
     ]  # fmt: skip
     with pytest.raises(OmudaError, match="--only 'bogus' names no row of fdm"):
-        ablation.run_tables(["fdm"], configs, [0], tmp_path, [], only=["bogus"])
+        run_tables(["fdm"], configs, [0], tmp_path, [], only=["bogus"])

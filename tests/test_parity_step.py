@@ -183,6 +183,28 @@ def _compare_pseudo_weight(parity, check: str, losses: dict, meta: dict) -> None
     )
 
 
+def _compare_norm_after_source(parity, check: str, after_source: dict, meta: dict) -> None:
+    """The total gradient norm after the source backward (the recorded gradients)."""
+    cumulative = meta["cumulative_grad_norm_after_each_backward"]
+    parity.close(
+        f"{check}.grad_norm_after_source",
+        _total_norm(after_source),
+        cumulative[1],
+        rtol=GRAD_NORM_RTOL,
+    )
+
+
+def _compare_teacher_checksum(parity, check: str, teacher, meta: dict, rtol: float) -> None:
+    """The sum of every teacher parameter after the step, in float64."""
+    checksum = sum(p.double().sum().item() for p in teacher.parameters())
+    parity.close(
+        f"{check}.teacher_checksum",
+        checksum,
+        meta["teacher_param_checksum_after_call"],
+        rtol=rtol,
+    )
+
+
 def test_daformer_step_iteration_0(golden, parity, mic_run):
     tensors, meta = golden.load("daformer_step")
     # The MIC run replayed the same ClassMix classes as the golden DAFormer run.
@@ -190,24 +212,12 @@ def test_daformer_step_iteration_0(golden, parity, mic_run):
     _compare_losses(parity, "daformer_step", mic_run.losses, meta["log_vars"])
     _compare_pseudo_weight(parity, "daformer_step", mic_run.losses, meta)
     after_source, after_mix = mic_run.draws.gradients
-    cumulative = meta["cumulative_grad_norm_after_each_backward"]
-    parity.close(
-        "daformer_step.grad_norm_after_source",
-        _total_norm(after_source),
-        cumulative[1],
-        rtol=GRAD_NORM_RTOL,
-    )
+    _compare_norm_after_source(parity, "daformer_step", after_source, meta)
     _compare_gradients(parity, "daformer_step", after_mix, tensors, meta)
     _compare_gradient_ledger(parity, "daformer_step", mic_run, meta)
     # The ImageNet model equals the student at iteration 0: FD and its gradient are 0.
     assert mic_run.losses["grad_norm/fd"] == 0.0 and mic_run.losses["grad_share/fd"] == 0.0
-    checksum = sum(p.double().sum().item() for p in mic_run.teacher.parameters())
-    parity.close(
-        "daformer_step.teacher_checksum",
-        checksum,
-        meta["teacher_param_checksum_after_call"],
-        rtol=1e-9,
-    )
+    _compare_teacher_checksum(parity, "daformer_step", mic_run.teacher, meta, rtol=1e-9)
 
 
 def test_daformer_step_iteration_10(golden, parity, daformer_iter10_run):
@@ -216,24 +226,12 @@ def test_daformer_step_iteration_10(golden, parity, daformer_iter10_run):
     _compare_losses(parity, "daformer_step_iter10", run.losses, meta["log_vars"])
     _compare_pseudo_weight(parity, "daformer_step_iter10", run.losses, meta)
     (after_source,) = run.draws.gradients
-    cumulative = meta["cumulative_grad_norm_after_each_backward"]
-    parity.close(
-        "daformer_step_iter10.grad_norm_after_source",
-        _total_norm(after_source),
-        cumulative[1],
-        rtol=GRAD_NORM_RTOL,
-    )
+    _compare_norm_after_source(parity, "daformer_step_iter10", after_source, meta)
     _compare_gradients(parity, "daformer_step_iter10", run.gradients, tensors, meta)
     _compare_gradient_ledger(parity, "daformer_step_iter10", run, meta)
     # FD at iteration 10 is small but not zero: its own gradient norm is positive.
     assert 0.0 < run.losses["grad_norm/fd"] < 1e-2 * run.losses["grad_norm/source"]
-    checksum = sum(p.double().sum().item() for p in run.teacher.parameters())
-    parity.close(
-        "daformer_step_iter10.teacher_checksum",
-        checksum,
-        meta["teacher_param_checksum_after_call"],
-        rtol=1e-7,
-    )
+    _compare_teacher_checksum(parity, "daformer_step_iter10", run.teacher, meta, rtol=1e-7)
 
 
 def test_mic_step(golden, parity, mic_run):

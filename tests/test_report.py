@@ -26,36 +26,14 @@ OMUDA = (
     "adaptation.cam_coarse_block=8",
     "adaptation.pseudo_threshold=0.0",
 )
-# 64x64 crops, a 16-channel head, one thread; 3 iterations, evaluated at 2 and 3.
-TINY = (
-    "data.crop_size=[64,64]",
-    "data.workers=0",
-    "data.source.scale=[128,72]",
-    "data.target.scale=[128,64]",
-    "data.val.scale=[128,64]",
-    "model.decoder_channels=16",
-    "model.pretrained=null",
-    "train.threads=1",
-    "train.warmup_iters=2",
-    "train.iters=3",
-    "train.eval_interval=2",
-    "train.log_interval=1",
-)
+# 3 iterations of `tiny_run_args` (conftest), evaluated at 2 and 3, logged at each.
+THREE_ITERATIONS = ("train.iters=3", "train.eval_interval=2", "train.log_interval=1")
 
 
 @pytest.fixture(scope="module")
-def tiny_run_args(tmp_path_factory) -> list[str]:
-    """A tiny prepared synthetic benchmark (8 GTA, 6 + 3 Cityscapes frames) to train on."""
-    from omuda.data.prepare import prepare_dataset
-    from omuda.data.synthetic import generate_benchmark
-
-    root = tmp_path_factory.mktemp("report_data")
-    generate_benchmark(
-        root, num_source=8, num_target_train=6, num_target_val=3, num_synthia=4, progress=False
-    )
-    for kind in ("gta", "cityscapes"):
-        assert not prepare_dataset(kind, root / kind, progress=False).problems
-    return [*TINY, f"data.root={root}"]
+def report_run_args(tiny_run_args) -> list[str]:
+    """Three tiny iterations on conftest's prepared synthetic benchmark."""
+    return [*tiny_run_args, *THREE_ITERATIONS]
 
 
 def _train(config: str, work_dir: Path, args: list[str], *extra: str) -> Path:
@@ -65,14 +43,18 @@ def _train(config: str, work_dir: Path, args: list[str], *extra: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_run_args) -> dict[str, Path]:
+def runs(tmp_path_factory, report_run_args) -> dict[str, Path]:
     """Source-only and OMUDA (with the pseudo-label diagnostic) after 3 tiny iterations."""
     root = tmp_path_factory.mktemp("report_runs")
     return {
         "omuda": _train(
-            "omuda.yaml", root / "omuda", tiny_run_args, *OMUDA, "eval.pseudo_label_diagnostic=true"
+            "omuda.yaml",
+            root / "omuda",
+            report_run_args,
+            *OMUDA,
+            "eval.pseudo_label_diagnostic=true",
         ),  # fmt: skip
-        "source_only": _train("source_only.yaml", root / "source_only", tiny_run_args),
+        "source_only": _train("source_only.yaml", root / "source_only", report_run_args),
     }
 
 
@@ -102,8 +84,8 @@ def test_training_records_per_class_iou_pseudo_labels_and_cdm_weights(runs):
     assert "pseudo" not in read_run(runs["source_only"]).records  # no teacher, no diagnostic
 
 
-def test_pseudo_label_diagnostic_never_feeds_training(runs, tiny_run_args, tmp_path):
-    plain = _train("omuda.yaml", tmp_path / "plain", tiny_run_args, *OMUDA)
+def test_pseudo_label_diagnostic_never_feeds_training(runs, report_run_args, tmp_path):
+    plain = _train("omuda.yaml", tmp_path / "plain", report_run_args, *OMUDA)
     with_diagnostic = torch.load(runs["omuda"] / "checkpoints/latest.pt", weights_only=True)
     without = torch.load(plain / "checkpoints/latest.pt", weights_only=True)
     for key in ("model", "teacher"):  # buffers included: BatchNorm statistics

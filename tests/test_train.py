@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,6 @@ import torch
 
 from omuda.cli import main
 from omuda.config import load_config
-from omuda.data.prepare import prepare_dataset
 from omuda.data.synthetic import generate_benchmark
 from omuda.engine.train import train
 
@@ -38,20 +38,10 @@ TINY = [
 
 
 @pytest.fixture(scope="module")
-def tiny_benchmark(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synthetic")
-    generate_benchmark(
-        root,
-        seed=0,
-        num_source=8,
-        num_target_train=6,
-        num_target_val=3,
-        num_synthia=4,
-        progress=False,
-    )
-    for kind in ("gta", "cityscapes", "synthia"):
-        assert not prepare_dataset(kind, root / kind, progress=False).problems
-    return root
+def tiny_benchmark(tmp_path_factory, prepared_benchmark) -> Path:
+    """This module's copy of conftest's prepared benchmark (CAMix caches its spatial prior
+    beside the source labels)."""
+    return Path(shutil.copytree(prepared_benchmark, tmp_path_factory.mktemp("synthetic") / "data"))
 
 
 def tiny_config(name: str, root: Path, *extra: str):
