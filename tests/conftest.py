@@ -31,15 +31,20 @@ def shared_dir() -> Path:
     pytest.skip("shared/ folder with real samples not found beside the checkout")
 
 
-# Settings for end-to-end runs on `prepared_benchmark`: 64x64 crops, a 16-channel head,
-# single-threaded, no data workers; evaluation and checkpoints as each test needs.
-TINY_RUN = (
+# The data of end-to-end runs on `prepared_benchmark`: 64x64 crops of small frames, two
+# per batch, no data workers.
+TINY_DATA = (
     "data.crop_size=[64,64]",
     "data.batch_size=2",
     "data.workers=0",
     "data.source.scale=[128,72]",
     "data.target.scale=[128,64]",
     "data.val.scale=[128,64]",
+)
+# Settings for end-to-end runs on `prepared_benchmark`: TINY_DATA, a 16-channel head,
+# single-threaded; evaluation and checkpoints as each test needs.
+TINY_RUN = (
+    *TINY_DATA,
     "model.decoder_channels=16",
     "model.pretrained=null",
     "train.threads=1",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import TINY_DATA
 from omuda.cli import main
 from omuda.config import load_config
 from omuda.data.synthetic import generate_benchmark
@@ -17,12 +18,7 @@ from omuda.engine.train import train
 REPO = Path(__file__).resolve().parents[1]
 
 TINY = [
-    "data.crop_size=[64,64]",
-    "data.batch_size=2",
-    "data.workers=0",
-    "data.source.scale=[128,72]",
-    "data.target.scale=[128,64]",
-    "data.val.scale=[128,64]",
+    *TINY_DATA,
     "train.warmup_iters=5",
     "train.log_interval=5",
     "train.eval_interval=0",
