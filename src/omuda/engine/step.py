@@ -1,4 +1,4 @@
-"""One training iteration of DAFormer / MIC / OMUDA / FST / CAMix self-training (SPEC 4-5).
+"""One training iteration of DAFormer / MIC / OMUDA / FST / CAMix self-training.
 
 `train_step` reads top to bottom like the method: teacher update (FST: after the student's
 look-ahead) -> the loss terms, each with its own backward (`_accumulate_gradients`: source
@@ -10,12 +10,12 @@ supervised training on the source. Every random decision (pasted classes, contex
 augmentation parameters, keep mask) is asked from a `StepDraws`, so recorded decisions can
 be replayed.
 
-Each loss term has its own backward, as in DAFormer (the source CE keeps its graph for the
-distillation term's backward), so peak memory holds one forward at a time and each term's
-gradient is known: on the iterations the loop logs, a `GradientLedger` notes every term's
-share of the gradient on the shared backbone. Gradients accumulate and the optimiser steps
-once. FST's virtual steps run the same `_accumulate_gradients` without recording anything
-(no CDM statistic, no ledger, no timers).
+Each domain's loss terms have their own backward, as in DAFormer, so peak memory holds one
+forward at a time; on the iterations the loop logs the source CE and the distillation term
+are backpropagated one after the other too (the others sum them first), so that a
+`GradientLedger` knows every term's share of the gradient on the shared backbone.
+Gradients accumulate and the optimiser steps once. FST's virtual steps run the same
+`_accumulate_gradients` without recording anything (no CDM statistic, no ledger, no timers).
 """
 
 from __future__ import annotations
@@ -237,17 +237,15 @@ def _accumulate_gradients(
     num_classes = state.class_disagreement.numel()
     losses: dict[str, Tensor] = {}
 
-    # 2. Source loss L_S; its graph is kept for the distillation term's backward.
+    # 2. Source loss L_S.
     distill = cfg.feature_distillation != "none" and step.imagenet_backbone is not None
     with timer("source"), step.autocast():
         out_src = student(x_src, return_features=distill)
         loss_source = cross_entropy(out_src.logits, y_src, average=cfg.source_loss_average)
         losses["source"] = loss_source.detach()
-    with timer("source_backward"):
-        loss_source.backward(retain_graph=distill)
-    _record(gradient_ledger, "source", timer)
 
     # 3. Feature distillation on thing-class cells: DAFormer's FD or OMUDA's FDM.
+    loss_distill = None
     if distill:
         stage = cfg.distill_stage - 1
         with timer("distill"), step.autocast():
@@ -265,11 +263,21 @@ def _accumulate_gradients(
                 num_classes,
             )
             losses[cfg.feature_distillation] = loss_distill.detach()
+    # Measured iterations backpropagate the two terms one after the other, as DAFormer does
+    # (the source CE keeps its graph), so each term's gradient is known; the others sum them
+    # first and go through the backbone once.
+    if loss_distill is not None and gradient_ledger is not None:
+        with timer("source_backward"):
+            loss_source.backward(retain_graph=True)
+        _record(gradient_ledger, "source", timer)
         with timer("distill_backward"):
             loss_distill.backward()
         _record(gradient_ledger, cfg.feature_distillation, timer)
-        del loss_distill
-    del out_src, loss_source
+    else:
+        with timer("source_backward"):
+            (loss_source if loss_distill is None else loss_source + loss_distill).backward()
+        _record(gradient_ledger, "source", timer)
+    del out_src, loss_source, loss_distill
     if teacher is None or batch_tgt is None:
         return losses
 
