@@ -8,6 +8,7 @@ on (seed, shift, counts) and never on the number of worker processes.
 from __future__ import annotations
 
 import math
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,7 +201,10 @@ def generate_benchmark(
                     bar.update()
             else:
                 chunksize = max(1, len(jobs) // (workers * 8))
-                with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+                # Fresh interpreters, not forks: a fork of a process whose other threads
+                # (PyTorch's, OpenCV's, tqdm's) hold a lock inherits it locked and can hang.
+                spawn = multiprocessing.get_context("spawn")
+                with ProcessPoolExecutor(workers, spawn, initializer=_init_worker) as pool:
                     for _ in pool.map(_render_job, jobs, chunksize=chunksize):
                         bar.update()
         counts = {
