@@ -197,3 +197,16 @@ def test_compare_refuses_to_write_over_an_evaluation_it_reads(tmp_path, capsys):
     assert main(["compare", str(run), "--out", str(run / "eval.json")]) == 2
     assert "left as it is" in capsys.readouterr().err
     assert (run / "eval.json").read_bytes() == before
+
+
+def test_synth_sizes_are_options_named_in_its_help(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    help_text = capsys.readouterr().out
+    for flag in ("--shift", "--source-frames", "--target-val-frames", "--synthia-frames"):
+        assert flag in help_text
+    sizes = ["--source-frames", "2", "--target-train-frames", "1", "--target-val-frames", "1"]
+    args = ["synth", str(tmp_path), "--quiet", "--workers", "0", *sizes, "--synthia-frames", "0"]
+    assert main(args) == 0
+    assert len(list((tmp_path / "gta/images").iterdir())) == 2
+    assert len(list((tmp_path / "cityscapes/leftImg8bit/val").rglob("*.png"))) == 1

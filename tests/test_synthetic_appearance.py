@@ -20,7 +20,7 @@ def test_at_shift_zero_source_and_target_render_alike() -> None:
     assert target.own_share == 0.0 and target.colour_mix == 0.0
     assert target.saturation == target.contrast == target.brightness == 1.0
     assert target.blur_sigma == target.sharpen == target.vignette == 0.0
-    assert target.jpeg_quality is None and target.noise_std == 0.003
+    assert target.noise_std == 0.003
     assert appearance.domain_rates("gta", 0.0) == appearance.domain_rates("cityscapes", 0.0)
 
 
@@ -37,8 +37,10 @@ def test_style_components_follow_the_documented_formulas() -> None:
     assert target.noise_std == pytest.approx(0.008)
     assert target.vignette == pytest.approx(0.1)
     assert target.own_share == source.own_share == pytest.approx(1 - math.exp(-1.2))
-    assert target.jpeg_quality is None
     assert appearance.domain_style("cityscapes", 7.0).vignette == 0.6  # capped
+    assert source.ambiguity == 0.0  # the source keeps its clean cues
+    assert target.ambiguity == pytest.approx(appearance.AMBIGUITY_PER_SHIFT)
+    assert appearance.domain_style("cityscapes", 7.0).ambiguity == 0.9  # capped
 
 
 def test_rates_scale_by_domain_and_cap_probabilities() -> None:

@@ -25,6 +25,10 @@ def run_synth(args: argparse.Namespace) -> int:
         Path(args.out),
         seed=args.seed,
         shift=shift,
+        num_source=args.source_frames,
+        num_target_train=args.target_train_frames,
+        num_target_val=args.target_val_frames,
+        num_synthia=args.synthia_frames,
         workers=args.workers,
         progress=not args.quiet,
     )

@@ -58,17 +58,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     synth = subcommands.add_parser(
-        "synth", parents=[common], help="generate the embedded synthetic benchmark"
+        "synth",
+        parents=[common],
+        help="generate the embedded synthetic benchmark",
+        description="Write GTA5-, Cityscapes- and SYNTHIA-like street scenes (640x352, "
+        "512x256 and 640x380 frames) in the real datasets' layouts. The output bytes depend "
+        "only on --seed, --shift and the frame counts.",
     )
     synth.add_argument("out", help="folder to write gta/, cityscapes/ and synthia/ into")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
     synth.add_argument(
         "--shift",
         type=float,
         default=None,
-        help="domain-shift strength (default: the calibrated one, see docs/RESULTS.md)",
+        help="difficulty: domain-shift strength, 0 = both domains alike (default: the "
+        "calibrated one, see docs/RESULTS.md)",
     )
-    synth.add_argument("--workers", type=int, default=2)
+    size = synth.add_argument_group("size (frames per split)")
+    for flag, default, what in (
+        ("--source-frames", 400, "GTA5-like labelled source frames"),
+        ("--target-train-frames", 300, "Cityscapes-like unlabelled target train frames"),
+        ("--target-val-frames", 100, "Cityscapes-like labelled target val frames"),
+        ("--synthia-frames", 200, "SYNTHIA-like labelled source frames"),
+    ):
+        size.add_argument(flag, type=int, default=default, help=f"{what} (default: {default})")
+    synth.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
     synth.set_defaults(run=commands.run_synth)
 
     prepare = subcommands.add_parser(

@@ -30,12 +30,11 @@ model. Source domains (gta, synthia) are rendered "synthetic", the target (citys
 - brightness and white balance: source brighter and warm (red gain exp(0.05 s), blue gain
   exp(-0.06 s)), target darker and cool, overcast (red exp(-0.04 s), blue exp(0.05 s));
 - sharpness: source unsharp-masked with amount 0.4 (1 - exp(-s)), target Gaussian blur with
-  sigma 0.45 s pixels (at 256 px width, scaled with the width);
-- sensor noise: target Gaussian noise with std 0.003 + 0.012 s (of full range), source 0.003;
-- vignetting: target corners darkened by min(0.6, 0.18 s);
+  sigma 0.2 s pixels (at 256 px width, scaled with the width);
+- sensor noise: target Gaussian noise with std 0.003 + 0.005 s (of full range), source 0.003;
+- vignetting: target corners darkened by min(0.6, 0.1 s);
 - surface texture: per-surface grain amplitude x exp(-0.6 s) in the source (flat, clean
   surfaces) and x exp(0.4 s) in the target (worn asphalt, dirty facades, leafy trees);
-- compression: target JPEG-encoded at quality clip(95 - 25 s, 20, 95) (blockiness), s > 0;
 - object appearance: each object colour and facade or window style comes from the domain's
   own palette with probability 1 - exp(-1.2 s), else from the shared one (source palettes
   are vivid and wide: red, yellow, lime cars, pastel and terracotta facades, yellow lane
@@ -45,7 +44,17 @@ model. Source domains (gta, synthia) are rendered "synthetic", the target (citys
   cues that hold in every real street are never changed;
 - class frequencies: each rate is the shared base rate times exp(k s) with a per-domain k,
   e.g. the target has more cars, persons and bicycles per frame, the source more
-  vegetation, terrain and trucks.
+  vegetation, terrain and trucks;
+- local ambiguity: with probability min(0.9, 0.45 s) a target frame paints its locally
+  alike classes with one look (sidewalk in the road's asphalt, terrain grassy like the
+  vegetation, walls in the facades' colours, trucks in bus paint), so that only context
+  (position, shape, neighbours) tells them apart; source frames keep their clean cues.
+  This is the situation masked image consistency is meant for (MIC's premise); blur, noise
+  and compression that even a target-trained network cannot see through are kept small.
+
+Frames are 640x352 (gta), 512x256 (cityscapes) and 640x380 (synthia), the real datasets'
+aspect ratios; objects are sized and placed so that thin and small classes (poles, lights,
+signs, two-wheelers) span several pixels at the training scales of the synthetic configs.
 
 Determinism: image i (0-based) of split d is drawn from
 `np.random.default_rng([seed, d, i])` only (d = 0 gta, 1 cityscapes train, 2 cityscapes

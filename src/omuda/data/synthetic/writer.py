@@ -132,12 +132,13 @@ def _readme(seed: int, shift: float, counts: dict[str, int]) -> str:
         "no terrain, truck, train\n"
         "\n"
         f"seed: {seed}\n"
-        f"shift: {shift!r} (0 = both domains rendered alike; 1 = default; larger = harder)\n"
+        f"shift: {shift!r} (0: both domains alike; default {DEFAULT_SHIFT}; larger: harder)\n"
         "\n"
         "The source is rendered synthetic (saturated, contrasty, sharp, warm, clean surfaces,\n"
-        "vivid object colours); the target real (desaturated, blurred, noisy, cool, vignetted,\n"
-        "JPEG-compressed, muted object colours, more cars and persons). See the docstring of\n"
-        "omuda.data.synthetic for every component of the shift.\n"
+        "vivid object colours); the target real (desaturated, slightly blurred and noisy, cool,\n"
+        "vignetted, muted object colours, more cars and persons, and frames where locally alike\n"
+        "classes share one look: sidewalk like road, terrain like vegetation, wall like facade,\n"
+        "truck like bus). See the docstring of omuda.data.synthetic for every component.\n"
     )
 
 
