@@ -19,6 +19,7 @@ import yaml
 
 from omuda.config_checks import apply_updates, validate
 from omuda.config_yaml import load_yaml, read_yaml_file
+from omuda.data.io import atomic_write_bytes
 from omuda.data.labels import THING_CLASSES
 from omuda.errors import OmudaError, shorten
 
@@ -283,6 +284,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 
 
 def save_config(config: Config, path: Path) -> None:
-    """Write the resolved config as YAML (every field, defaults included)."""
+    """Write the resolved config as YAML (every field, defaults included), atomically: a run
+    stopped mid-write leaves the previous file, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
+    atomic_write_bytes(path, text.encode("utf-8"))
