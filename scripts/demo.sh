@@ -11,7 +11,8 @@ RUN="work_dirs/demo-$(date +%Y%m%d-%H%M%S)"
 echo "omuda demo: source-only and OMUDA on the synthetic benchmark in $DATA,"
 echo "  1000 iterations each: about 10 minutes on 2 free CPU cores. Runs go to $RUN/"
 if [ ! -f "$DATA/README.txt" ]; then
-  "$OMUDA" synth "$DATA"
+  # The GTA5- and Cityscapes-like frames only: the synthetic configs use no SYNTHIA-like data.
+  "$OMUDA" synth "$DATA" --synthia-frames 0
 fi
 "$OMUDA" prepare gta "$DATA/gta"
 "$OMUDA" prepare cityscapes "$DATA/cityscapes"
