@@ -321,7 +321,10 @@ def _alive(pid: int) -> bool:
 
 
 def _kill_parent_and_wait_for_workers(script: str, args: list[str], pid_dir: Path) -> None:
-    parent = subprocess.Popen([sys.executable, "-c", script, str(pid_dir), *args])
+    # A script file, not `-c`: spawned pool workers import the main module again.
+    script_path = pid_dir.parent / "parent.py"
+    script_path.write_text(script)
+    parent = subprocess.Popen([sys.executable, str(script_path), str(pid_dir), *args])
     try:
         deadline = time.monotonic() + 60
         while len(list(pid_dir.glob("*.pid"))) < 2:
@@ -353,8 +356,9 @@ _BUSY = (
 def test_prepare_workers_die_with_a_killed_parent(prepared_benchmark, tmp_path):
     script = _BUSY + (
         "import sys\nfrom pathlib import Path\nimport omuda.data.prepare as prepare\n"
-        "prepare._process_sample = busy\n"
-        "prepare.prepare_dataset('gta', Path(sys.argv[2]), workers=2, progress=False)\n"
+        "if __name__ == '__main__':\n"
+        "    prepare._process_sample = busy\n"
+        "    prepare.prepare_dataset('gta', Path(sys.argv[2]), workers=2, progress=False)\n"
     )
     (tmp_path / "pids").mkdir()
     args = [str(prepared_benchmark / "gta")]

@@ -113,7 +113,7 @@ class AdaptationConfig:
     kd_samples: str = "cells"
     # How RKD combines pairs and triplets: "mean" (RKD's code) or "sum" (eqs. 8, 9, 11).
     kd_reduction: str = "mean"
-    # Backbone stage (1-4) whose cells FD and FDM compare. DAFormer and the paper use 4
+    # Backbone stage (1-4) whose cells FD and FDM compare. DAFormer's feature distance uses 4
     # (stride 32: a 16x16 grid on 512 crops); small crops reach that grid at a lower stage.
     distill_stage: int = 4
     masking: str = "none"  # none | block (MIC) | cam | random | grid

@@ -35,6 +35,17 @@ class _Parser(argparse.ArgumentParser):
         raise OmudaError(f"{message} (see `{self.prog} --help`)")
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number >= 0 (argparse names the option in the error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `omuda` argument parser with one subcommand per job."""
     parser = _Parser(
@@ -81,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("--target-val-frames", 100, "Cityscapes-like labelled target val frames"),
         ("--synthia-frames", 200, "SYNTHIA-like labelled source frames"),
     ):
-        size.add_argument(flag, type=int, default=default, help=f"{what} (default: {default})")
+        size.add_argument(flag, type=_count, default=default, help=f"{what} (default: {default})")
     synth.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
     synth.set_defaults(run=commands.run_synth)
 

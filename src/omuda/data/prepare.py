@@ -10,9 +10,7 @@ index of usable training samples: a sample with any problem is left out of them.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from omuda.data import io, labels
-from omuda.data.workers import exit_with_parent
+from omuda.data.workers import process_pool
 from omuda.errors import OmudaError
 
 STATS_FILE = "sample_class_stats.json"
@@ -280,9 +278,7 @@ def _map_samples(samples: list[_Sample], workers: int) -> Iterable[_SampleResult
     if workers <= 1:
         return map(_process_sample, samples)
     chunksize = max(1, len(samples) // (workers * 16))
-    executor = ProcessPoolExecutor(
-        max_workers=workers, initializer=exit_with_parent, initargs=(os.getpid(),)
-    )
+    executor = process_pool(workers)
 
     def ordered_results() -> Iterator[_SampleResult]:
         with executor:

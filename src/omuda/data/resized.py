@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from tqdm import tqdm
 
 from omuda.data import transforms
 from omuda.data.io import atomic_write_bytes, read_image, read_label, write_image, write_label
-from omuda.data.workers import exit_with_parent
+from omuda.data.workers import process_pool
 from omuda.errors import OmudaError
 
 MARKER_FILE = "resized.json"
@@ -125,11 +123,7 @@ def write_resized_copy(
     with contextlib.ExitStack() as stack:
         results: Iterable[str | None] = map(_resize_pair, jobs)
         if workers > 1:
-            executor = stack.enter_context(
-                ProcessPoolExecutor(
-                    max_workers=workers, initializer=exit_with_parent, initargs=(os.getpid(),)
-                )
-            )
+            executor = stack.enter_context(process_pool(workers))
             chunksize = max(1, len(jobs) // (workers * 16))
             results = executor.map(_resize_pair, jobs, chunksize=chunksize)
         for problem in tqdm(

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import io as bytes_io
-import os
 import sys
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import numpy as np
 
 from omuda.data.io import atomic_write_bytes, read_label
 from omuda.data.labels import NUM_CLASSES
-from omuda.data.workers import exit_with_parent
+from omuda.data.workers import process_pool
 
 
 def prior_file(root: Path, size: tuple[int, int]) -> Path:
@@ -75,9 +73,7 @@ def _map(function: partial, paths: list[Path], workers: int) -> Iterator[np.ndar
     if workers <= 1:
         yield from map(function, paths)
         return
-    with ProcessPoolExecutor(
-        max_workers=workers, initializer=exit_with_parent, initargs=(os.getpid(),)
-    ) as executor:
+    with process_pool(workers) as executor:
         chunksize = max(1, len(paths) // (workers * 16))
         yield from executor.map(function, paths, chunksize=chunksize)
 

@@ -2,17 +2,20 @@
 
 A process pool's or data loader's workers wait on a queue that their siblings keep open, so
 they do not notice when the parent dies; busy ones finish their item first. Each worker
-therefore calls `exit_with_parent` when it starts.
+therefore calls `exit_with_parent` when it starts. `process_pool` makes such a pool.
 """
 
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _POLL_SECONDS = 0.5
@@ -63,3 +66,27 @@ def _watch(parent_pid: int, parent_at_start: int) -> None:
     while not _gone(parent_pid, parent_at_start):
         time.sleep(_POLL_SECONDS)
     os._exit(1)
+
+
+def process_pool(
+    workers: int, initializer: Callable[[], None] | None = None
+) -> ProcessPoolExecutor:
+    """A pool of `workers` processes that end with this one, each running the module-level
+    `initializer` (if any) first.
+
+    The workers are fresh interpreters (`spawn`), not forks: a fork of a process whose other
+    threads (PyTorch's, OpenCV's, tqdm's) hold a lock inherits that lock held and can hang.
+    So the main module must guard its entry point with `if __name__ == "__main__":`.
+    """
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(os.getpid(), initializer),
+    )
+
+
+def _start_worker(parent_pid: int, initializer: Callable[[], None] | None) -> None:
+    exit_with_parent(parent_pid)
+    if initializer is not None:
+        initializer()

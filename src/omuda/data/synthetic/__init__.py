@@ -49,8 +49,9 @@ model. Source domains (gta, synthia) are rendered "synthetic", the target (citys
   alike classes with one look (sidewalk in the road's asphalt, terrain grassy like the
   vegetation, walls in the facades' colours, trucks in bus paint), so that only context
   (position, shape, neighbours) tells them apart; source frames keep their clean cues.
-  This is the situation masked image consistency is meant for (MIC's premise); blur, noise
-  and compression that even a target-trained network cannot see through are kept small.
+  This is the situation masked image consistency is meant for (MIC's premise). Blur and
+  noise, which even a target-trained network cannot see through, are kept small, and there
+  is no compression.
 
 Frames are 640x352 (gta), 512x256 (cityscapes) and 640x380 (synthia), the real datasets'
 aspect ratios; objects are sized and placed so that thin and small classes (poles, lights,

@@ -63,7 +63,7 @@ class Style:
 
 
 # Calibrated by training against the orderings known from real data (docs/RESULTS.md):
-# blur, noise and compression that the oracle cannot see through were cut back; the shift
+# blur and noise that the oracle cannot see through were reduced and JPEG removed; the shift
 # that is left is colour, texture, palettes, class frequencies and local ambiguity.
 DEFAULT_SHIFT = 1.35
 # Share of target frames whose locally alike classes share one look, per unit of shift.

@@ -8,8 +8,6 @@ on (seed, shift, counts) and never on the number of worker processes.
 from __future__ import annotations
 
 import math
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from omuda.data.labels import (
 )
 from omuda.data.synthetic.appearance import DEFAULT_SHIFT
 from omuda.data.synthetic.scene import render_scene
+from omuda.data.workers import process_pool
 from omuda.errors import OmudaError
 
 # Default frame sizes as (height, width): GTA5's 1.82 aspect, Cityscapes' 2.0, SYNTHIA's 1.68.
@@ -111,7 +110,7 @@ def _init_worker() -> None:
 
 
 def _size_text(domain: str) -> str:
-    """A domain's frame size as 'WIDTHxHEIGHT', e.g. '320x176'."""
+    """A domain's frame size as 'WIDTHxHEIGHT', e.g. '640x352'."""
     height, width = FRAME_SIZES[domain]
     return f"{width}x{height}"
 
@@ -202,10 +201,7 @@ def generate_benchmark(
                     bar.update()
             else:
                 chunksize = max(1, len(jobs) // (workers * 8))
-                # Fresh interpreters, not forks: a fork of a process whose other threads
-                # (PyTorch's, OpenCV's, tqdm's) hold a lock inherits it locked and can hang.
-                spawn = multiprocessing.get_context("spawn")
-                with ProcessPoolExecutor(workers, spawn, initializer=_init_worker) as pool:
+                with process_pool(workers, initializer=_init_worker) as pool:
                     for _ in pool.map(_render_job, jobs, chunksize=chunksize):
                         bar.update()
         counts = {
