@@ -34,7 +34,8 @@ train_runs() {  # N: start N trainings together, print each one's wall time
   for i in $(seq "$n"); do
     ms=$(cat "$OUT/train_${n}_$i.ms")
     printf '  synthetic source-only, %d at once, run %d: %d.%d s wall (%s)\n' "$n" "$i" \
-      $((ms / 1000)) $((ms % 1000 / 100)) "$(grep -m1 '^threads:' "$OUT/train_${n}_$i.log")"
+      $((ms / 1000)) $((ms % 1000 / 100)) \
+      "$(grep -m1 -o 'threads [0-9]* (.*)' "$OUT/train/run$i/train.log")"
   done
 }
 
