@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import re
 from pathlib import Path
@@ -13,9 +14,12 @@ import pytest
 import yaml
 
 from omuda.cli import main
+from omuda.cli.parser import build_parser
 from omuda.config import config_from_dict, config_to_dict, load_config
 from omuda.data.io import read_image, read_label, write_image
 from omuda.data.labels import NUM_CLASSES
+from omuda.data.synthetic import generate_benchmark
+from omuda.data.synthetic.writer import FRAME_SIZES
 
 REPO = Path(__file__).resolve().parents[1]
 OMUDA_CONFIG = str(REPO / "configs/synthetic/omuda.yaml")
@@ -205,6 +209,19 @@ def test_synth_sizes_are_options_named_in_its_help(tmp_path, capsys):
     help_text = capsys.readouterr().out
     for flag in ("--shift", "--source-frames", "--target-val-frames", "--synthia-frames"):
         assert flag in help_text
+    # The help's sizes and defaults are written out (the parser avoids importing the
+    # generator): they must stay those of the generator.
+    defaults = inspect.signature(generate_benchmark).parameters
+    parsed = build_parser().parse_args(["synth", "out"])
+    for option, name in (
+        ("source_frames", "num_source"),
+        ("target_train_frames", "num_target_train"),
+        ("target_val_frames", "num_target_val"),
+        ("synthia_frames", "num_synthia"),
+    ):
+        assert getattr(parsed, option) == defaults[name].default
+    for height, width in FRAME_SIZES.values():
+        assert f"{width}x{height}" in help_text
     sizes = ["--source-frames", "2", "--target-train-frames", "1", "--target-val-frames", "1"]
     args = ["synth", str(tmp_path), "--quiet", "--workers", "0", *sizes, "--synthia-frames", "0"]
     assert main(args) == 0
