@@ -129,7 +129,7 @@ def test_settings_of_a_switched_off_mechanism_do_not_make_a_new_experiment():
     )
     # ... with FDM each is its own experiment, and with image rows the cell budget is unused.
     assert key_of("omuda.yaml") != key_of("omuda.yaml", "adaptation.kd_samples=images")
-    assert key_of("omuda.yaml") != key_of("omuda.yaml", "adaptation.kd_reduction=sum")
+    assert key_of("omuda.yaml") != key_of("omuda.yaml", "adaptation.kd_reduction=mean")
     images = ("adaptation.kd_samples=images",)
     assert key_of("omuda.yaml", *images) == key_of(
         "omuda.yaml", *images, "adaptation.kd_max_cells=7"
