@@ -21,15 +21,20 @@ def _fake_run(root: Path, table: str, slug: str, seed: int, miou: float) -> None
 
 @pytest.fixture
 def fake_training(tmp_path, monkeypatch) -> list[str]:
-    """Each training the ablation starts ends at once with mIoU 0.3 in its eval.json; the
-    work dirs started, relative to tmp_path, are appended to the list returned."""
+    """Each training the ablation starts writes its resolved config.yaml and ends at once
+    with mIoU 0.3 in its eval.json; the work dirs started, relative to tmp_path, are
+    appended to the list returned."""
     import omuda.engine.ablation as ablation
+    from omuda.config import load_config, save_config
 
     launched: list[str] = []
 
     def fake_train(command, stdout, stderr, check):
-        work_dir = Path(command[command.index("--work-dir") + 1])
+        position = command.index("--work-dir")
+        work_dir = Path(command[position + 1])
         launched.append(work_dir.relative_to(tmp_path).as_posix())
+        overrides = [item for item in command[position + 2 :] if item != "--resume"]
+        save_config(load_config(command[position - 1], overrides), work_dir / "config.yaml")
         result = {"seconds": 60.0, "eval": {"miou": 0.3, "iou": [0.3] * 19}}
         (work_dir / "eval.json").write_text(json.dumps(result))
         return type("Finished", (), {"returncode": 0})()
@@ -91,6 +96,22 @@ def test_rows_shared_between_tables_run_once(tmp_path, fake_training):
     launched.clear()
     run_tables(["methods", "table4", "cdm"], configs, [0], tmp_path, [])
     assert launched == []
+
+
+def test_a_row_finished_by_an_earlier_call_is_linked_not_run_again(tmp_path, fake_training):
+    launched = fake_training
+    configs = REPO / "configs" / "synthetic"
+    run_tables(["methods"], configs, [0], tmp_path, ["train.iters=10"], only=["OMUDA"])
+    launched.clear()
+    run_tables(["table5"], configs, [0], tmp_path, ["train.iters=10"], parallel=2)
+    # Table V's CAM row is the OMUDA run of the first call, even at another thread count.
+    assert sorted(launched) == [f"table5/{row}/seed0" for row in ("fixed_ratio", "rcs", "uniform")]
+    linked = tmp_path / "table5/cam/seed0"
+    assert linked.is_symlink() and linked.resolve() == (tmp_path / "methods/omuda/seed0").resolve()
+    # With another budget the CAM row is another experiment, and runs.
+    launched.clear()
+    run_tables(["table6"], configs, [0], tmp_path, ["train.iters=20"], only=["CAM"])
+    assert launched == ["table6/cam/seed0"]
 
 
 def test_links_survive_reordering_and_a_deleted_target(tmp_path, monkeypatch):

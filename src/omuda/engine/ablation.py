@@ -150,7 +150,8 @@ def run_tables(
 
     Rows of different tables that resolve to the same experiment (e.g. Table IV's baseline
     and the methods table's DAFormer, or the default CDM direction and the full OMUDA row)
-    run once: the later row's seed folder is a link to the first one's.
+    run once: the later row's seed folder is a link to the first one's, also when the first
+    one finished in an earlier call under the same `work_root`.
     """
     from omuda.config import config_to_dict, load_config
 
@@ -166,7 +167,7 @@ def run_tables(
     if not config_dir.is_dir():
         raise OmudaError(f"config folder not found: {config_dir}")
     jobs = []
-    first_run_of: dict[str, Path] = {}  # experiment -> the folder that holds its run
+    first_run_of = _finished_experiments(work_root)  # experiment -> the folder of its run
     queued: set[Path] = set()  # resolved folders, so a folder reached twice runs once
     for table in tables:
         for row in TABLES[table]:
@@ -262,16 +263,36 @@ _OWNED_SETTINGS = (
 
 
 def _experiment_key(experiment: dict) -> str:
-    """What makes two resolved configs the same experiment: everything but the name and
-    the settings of switched-off mechanisms (an unused CAM block size changes nothing)."""
+    """What makes two resolved configs the same experiment: everything but the name, the
+    thread count and the settings of switched-off mechanisms (an unused CAM block size
+    changes nothing)."""
     experiment = json.loads(json.dumps(experiment))
     experiment.pop("name")
+    experiment["train"].pop("threads")  # `--parallel` sets it; the experiment is the same
     adaptation = experiment["adaptation"]
     for switch, off_values, owned in _OWNED_SETTINGS:
         if adaptation.get(switch) in off_values:  # an owned switch may be gone already
             for name in owned:
                 adaptation.pop(name, None)
     return json.dumps(experiment, sort_keys=True)
+
+
+def _finished_experiments(work_root: Path) -> dict[str, Path]:
+    """Experiment key -> folder of each run already finished under work_root, read from the
+    resolved config.yaml every run writes."""
+    from omuda.config import config_to_dict, load_config
+
+    finished: dict[str, Path] = {}
+    for result in sorted(work_root.glob("*/*/seed*/eval.json")):
+        folder = result.parent
+        if folder.is_symlink() or not (folder / "config.yaml").is_file():
+            continue
+        try:
+            key = _experiment_key(config_to_dict(load_config(folder / "config.yaml")))
+        except OmudaError:
+            continue  # written by an omuda whose settings this one no longer reads
+        finished.setdefault(key, folder.resolve())
+    return finished
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
