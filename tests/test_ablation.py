@@ -101,10 +101,12 @@ def test_rows_shared_between_tables_run_once(tmp_path, fake_training):
 def test_a_row_finished_by_an_earlier_call_is_linked_not_run_again(tmp_path, fake_training):
     launched = fake_training
     configs = REPO / "configs" / "synthetic"
-    run_tables(["methods"], configs, [0], tmp_path, ["train.iters=10"], only=["OMUDA"])
+    # Run with 1 thread (many in parallel); the config's own count is 2.
+    run_tables(["methods"], configs, [0], tmp_path, ["train.iters=10"], parallel=64, only=["OMUDA"])
+    assert "threads: 1\n" in (tmp_path / "methods/omuda/seed0/config.yaml").read_text()
     launched.clear()
-    run_tables(["table5"], configs, [0], tmp_path, ["train.iters=10"], parallel=2)
-    # Table V's CAM row is the OMUDA run of the first call, even at another thread count.
+    run_tables(["table5"], configs, [0], tmp_path, ["train.iters=10"])
+    # Table V's CAM row is the OMUDA run of the first call, at another thread count.
     assert sorted(launched) == [f"table5/{row}/seed0" for row in ("fixed_ratio", "rcs", "uniform")]
     linked = tmp_path / "table5/cam/seed0"
     assert linked.is_symlink() and linked.resolve() == (tmp_path / "methods/omuda/seed0").resolve()
