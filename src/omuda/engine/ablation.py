@@ -153,8 +153,6 @@ def run_tables(
     run once: the later row's seed folder is a link to the first one's, also when the first
     one finished in an earlier call under the same `work_root`.
     """
-    from omuda.config import config_to_dict, load_config
-
     unknown = [table for table in tables if table not in TABLES]
     if unknown:
         raise OmudaError(f"unknown table {unknown[0]!r}; choose one of {', '.join(TABLES)}")
@@ -180,7 +178,7 @@ def run_tables(
             for seed in seeds:
                 run_overrides = [*row_overrides, *overrides, f"train.seed={seed}"]
                 # A typo fails here, before any run starts.
-                key = _experiment_key(config_to_dict(load_config(config, run_overrides)))
+                key = _key_of_config(config, run_overrides)
                 work_dir = work_root / table / _slug(row.label) / f"seed{seed}"
                 if work_dir.is_symlink() and not work_dir.exists():
                     work_dir.unlink()  # its target was deleted (e.g. to run it again)
@@ -277,18 +275,23 @@ def _experiment_key(experiment: dict) -> str:
     return json.dumps(experiment, sort_keys=True)
 
 
+def _key_of_config(config: Path, overrides: list[str] | tuple[str, ...] = ()) -> str:
+    """The experiment key of a config file with dotted overrides."""
+    from omuda.config import config_to_dict, load_config
+
+    return _experiment_key(config_to_dict(load_config(config, overrides)))
+
+
 def _finished_experiments(work_root: Path) -> dict[str, Path]:
     """Experiment key -> folder of each run already finished under work_root, read from the
     resolved config.yaml every run writes."""
-    from omuda.config import config_to_dict, load_config
-
     finished: dict[str, Path] = {}
     for result in sorted(work_root.glob("*/*/seed*/eval.json")):
         folder = result.parent
         if folder.is_symlink() or not (folder / "config.yaml").is_file():
             continue
         try:
-            key = _experiment_key(config_to_dict(load_config(folder / "config.yaml")))
+            key = _key_of_config(folder / "config.yaml")
         except OmudaError:
             continue  # written by an omuda whose settings this one no longer reads
         finished.setdefault(key, folder.resolve())
