@@ -9,7 +9,7 @@ OMUDA="${OMUDA_VENV:-.venv}/bin/omuda"
 DATA="${OMUDA_DATA:-data/synthetic}"
 RUN="work_dirs/demo-$(date +%Y%m%d-%H%M%S)"
 echo "omuda demo: source-only and OMUDA on the synthetic benchmark in $DATA,"
-echo "  1000 iterations each: about 10 minutes on 2 free CPU cores. Runs go to $RUN/"
+echo "  1000 iterations each: 10-11 minutes on 2 free CPU cores. Runs go to $RUN/"
 if [ ! -f "$DATA/README.txt" ]; then
   # The GTA5- and Cityscapes-like frames only: the synthetic configs use no SYNTHIA-like data.
   "$OMUDA" synth "$DATA" --synthia-frames 0
