@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from omuda.data import io, labels
-from omuda.data.synthetic import FRAME_SIZES, generate_benchmark, render_scene
-from omuda.data.synthetic.writer import raw_label
+from omuda.data.synthetic import FRAME_SIZES, appearance, generate_benchmark, render_scene, scene
+from omuda.data.synthetic.writer import ambiguous_target_frames, raw_label
 from omuda.errors import OmudaError
 
 COUNTS = {"num_source": 2, "num_target_train": 4, "num_target_val": 3, "num_synthia": 2}
@@ -166,3 +166,29 @@ def test_readme_states_the_frame_sizes(benchmark: Path) -> None:
     readme = (benchmark / "README.txt").read_text()
     for domain, (height, width) in FRAME_SIZES.items():
         assert f"{width}x{height}" in readme, domain
+
+
+def test_ambiguous_target_frames_are_the_frames_rendered_ambiguous(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    looks: list[appearance.Look] = []
+
+    class RecordedLook(appearance.Look):
+        def __init__(self, *args) -> None:
+            super().__init__(*args)
+            looks.append(self)
+
+    monkeypatch.setattr(scene, "Look", RecordedLook)
+    rendered = []
+    for index in range(8):
+        rng = np.random.default_rng([4, SPLIT_INDEX["val"], index])
+        render_scene(rng, "cityscapes", 1.35, 64, 128)
+        rendered.append(looks[-1].ambiguous)
+    listed = ambiguous_target_frames(4, "val", 8, shift=1.35)
+    cities = ("frankfurt", "lindau", "munster")  # CITIES["val"], one per frame in turn
+    expected = [(cities[i % 3], f"{cities[i % 3]}_{i // 3:06d}_000019") for i in range(8)]
+    assert listed == [
+        frame for frame, ambiguous in zip(expected, rendered, strict=True) if ambiguous
+    ]
+    assert 0 < len(listed) < 8  # both kinds occur, so the comparison means something
+    assert ambiguous_target_frames(4, "val", 8, shift=0.0) == []  # no ambiguity at shift 0

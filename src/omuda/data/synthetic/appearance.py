@@ -105,6 +105,15 @@ def domain_style(domain: str, shift: float) -> Style:
     )
 
 
+def draws_ambiguous_look(rng: np.random.Generator, style: Style) -> bool:
+    """Whether a frame paints its locally alike classes with one look.
+
+    A target frame spends one uniform draw of `rng` on it (the first draw `render_scene`
+    makes); a source frame spends none and is never ambiguous.
+    """
+    return not style.synthetic and bool(rng.random() < style.ambiguity)
+
+
 # Per-frame rates: (shared base, k for source domains, k for the target); rate = base e^(k s).
 RATE_TABLE: dict[str, tuple[float, float, float]] = {
     "moving_cars": (1.8, -0.15, 0.30),

@@ -17,6 +17,7 @@ from omuda.data.synthetic.appearance import (
     Look,
     domain_rates,
     domain_style,
+    draws_ambiguous_look,
     finish,
 )
 from omuda.data.synthetic.camera import sample_camera
@@ -50,8 +51,7 @@ def render_scene(
     style = domain_style(domain, shift)
     rates = domain_rates(domain, shift)
     look = Look(rng, style)
-    # Target frames draw whether their locally alike classes share one look (one draw).
-    look.ambiguous = not style.synthetic and bool(rng.random() < style.ambiguity)
+    look.ambiguous = draws_ambiguous_look(rng, style)  # always the first draw
     camera = sample_camera(rng, domain, height, width)
     canvas = Canvas(height, width)
     street = sample_street(rng, rates)

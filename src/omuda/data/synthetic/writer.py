@@ -21,7 +21,7 @@ from omuda.data.labels import (
     TRAIN_ID_TO_CITYSCAPES_ID,
     TRAIN_ID_TO_SYNTHIA_ID,
 )
-from omuda.data.synthetic.appearance import DEFAULT_SHIFT
+from omuda.data.synthetic.appearance import DEFAULT_SHIFT, domain_style, draws_ambiguous_look
 from omuda.data.synthetic.scene import render_scene
 from omuda.data.workers import process_pool
 from omuda.errors import OmudaError
@@ -83,9 +83,28 @@ def raw_label(train_ids: np.ndarray, domain: str) -> np.ndarray:
     return table[train_ids]
 
 
+def _frame_rng(seed: int, domain: str, split: str, index: int) -> np.random.Generator:
+    """The generator that frame `index` of a split is rendered from, and nothing else."""
+    return np.random.default_rng([seed, _DOMAIN_INDEX[(domain, split)], index])
+
+
+def ambiguous_target_frames(
+    seed: int, split: str, count: int, shift: float = DEFAULT_SHIFT
+) -> list[tuple[str, str]]:
+    """(city, file stem) of the Cityscapes-like frames of `split` ("train" or "val") that
+    `omuda synth --seed seed --shift shift` draws with the locally ambiguous look, among
+    the split's first `count` frames; the others keep every class's own cues."""
+    style = domain_style("cityscapes", shift)
+    return [
+        _cityscapes_stem(split, index)
+        for index in range(count)
+        if draws_ambiguous_look(_frame_rng(seed, "cityscapes", split, index), style)
+    ]
+
+
 def _render_job(job: _Job) -> None:
     """Render one frame from its own seed sequence and write its image and label."""
-    rng = np.random.default_rng([job.seed, _DOMAIN_INDEX[(job.domain, job.split)], job.index])
+    rng = _frame_rng(job.seed, job.domain, job.split, job.index)
     height, width = FRAME_SIZES[job.domain]
     rgb, train_ids = render_scene(rng, job.domain, job.shift, height, width)
     raw_ids = raw_label(train_ids, job.domain)

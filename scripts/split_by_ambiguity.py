@@ -1,0 +1,102 @@
+"""Split a generated benchmark's target val frames into those drawn with the locally
+ambiguous look and the others, as two data roots of symbolic links, so that a run can be
+evaluated on each: docs/RESULTS.md, "Where MIC's lead comes from".
+
+Usage:
+    .venv/bin/python scripts/split_by_ambiguity.py data/synthetic
+    omuda evaluate --checkpoint runs/v2/methods/mic/seed0 data.root=data/synthetic-ambiguous
+    omuda evaluate --checkpoint runs/v2/methods/mic/seed0 data.root=data/synthetic-clean
+
+ROOT must be an `omuda synth` output already prepared with `omuda prepare`; its seed and
+shift are read from ROOT/README.txt, and one val frame is re-rendered to check them. The
+two roots are written next to ROOT (ROOT-ambiguous, ROOT-clean) and link the source and
+target train data unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from omuda.data import io
+from omuda.data.synthetic import FRAME_SIZES, render_scene
+from omuda.data.synthetic.writer import ambiguous_target_frames
+
+LABEL_SUFFIXES = ("labelIds", "labelTrainIds")
+
+
+def _read_seed_and_shift(root: Path) -> tuple[int, float]:
+    text = (root / "README.txt").read_text(encoding="utf-8")
+    seed = re.search(r"^seed: (\d+)$", text, re.MULTILINE)
+    shift = re.search(r"^shift: ([0-9.]+)", text, re.MULTILINE)
+    if seed is None or shift is None:
+        raise ValueError(f"{root}/README.txt does not state the seed and shift")
+    return int(seed.group(1)), float(shift.group(1))
+
+
+def _check_first_val_frame(root: Path, seed: int, shift: float) -> None:
+    """Re-render val frame 0 and compare it with the file: the seed and shift must match."""
+    rng = np.random.default_rng([seed, 2, 0])  # the writer's sequence for val frame 0
+    rgb, _ = render_scene(rng, "cityscapes", shift, *FRAME_SIZES["cityscapes"])
+    written = root / "cityscapes/leftImg8bit/val/frankfurt/frankfurt_000000_000019_leftImg8bit.png"
+    if not np.array_equal(io.read_image(written), rgb):
+        raise ValueError(f"{written} is not val frame 0 of seed {seed}, shift {shift}")
+
+
+def _link(target: Path, link: Path) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        os.symlink(target.resolve(), link)
+
+
+def split(root: Path) -> dict[str, int]:
+    """Write ROOT-ambiguous and ROOT-clean; returns the number of val frames in each."""
+    seed, shift = _read_seed_and_shift(root)
+    _check_first_val_frame(root, seed, shift)
+    val_images = sorted((root / "cityscapes/leftImg8bit/val").rglob("*_leftImg8bit.png"))
+    ambiguous = set(ambiguous_target_frames(seed, "val", len(val_images), shift))
+    counts = {}
+    for kind in ("ambiguous", "clean"):
+        out = root.parent / f"{root.name}-{kind}"
+        for name in ("gta", "synthia"):
+            if (root / name).exists():
+                _link(root / name, out / name)
+        for entry in (root / "cityscapes").iterdir():
+            if entry.is_file():
+                _link(entry, out / "cityscapes" / entry.name)
+        for folder in ("leftImg8bit", "gtFine"):
+            _link(root / "cityscapes" / folder / "train", out / "cityscapes" / folder / "train")
+        counts[kind] = 0
+        for image in val_images:
+            city, stem = image.parent.name, image.name.removesuffix("_leftImg8bit.png")
+            if ((city, stem) in ambiguous) != (kind == "ambiguous"):
+                continue
+            counts[kind] += 1
+            _link(image, out / "cityscapes/leftImg8bit/val" / city / image.name)
+            for suffix in LABEL_SUFFIXES:
+                label = root / "cityscapes/gtFine/val" / city / f"{stem}_gtFine_{suffix}.png"
+                _link(label, out / "cityscapes/gtFine/val" / city / label.name)
+    return counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", type=Path, help="a prepared `omuda synth` output")
+    args = parser.parse_args()
+    try:
+        counts = split(args.root)
+    except (OSError, ValueError) as error:
+        print(f"split_by_ambiguity: {error}", file=sys.stderr)
+        return 2
+    for kind, count in counts.items():
+        print(f"{args.root}-{kind}: {count} val frames")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
