@@ -73,7 +73,8 @@ Modules, in the order a frame is made:
   colours (`Look`, from the tables in `palettes`) and the finishing pass (`finish`);
 - `canvas`: the drawing surface (image, label and grain painted together) and class ids;
 - `scene`: `render_scene`, the frame in order; `writer`: `generate_benchmark`, the file
-  layouts, raw label ids and the README.
+  layouts, raw label ids and the README, and `ambiguous_target_frames`, which target
+  frames were drawn with the locally ambiguous look.
 """
 
 from omuda.data.synthetic.appearance import DEFAULT_SHIFT, DOMAINS, SOURCE_DOMAINS
