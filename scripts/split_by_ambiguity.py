@@ -7,10 +7,10 @@ Usage:
     omuda evaluate --checkpoint runs/v2/methods/mic/seed0 data.root=data/synthetic-ambiguous
     omuda evaluate --checkpoint runs/v2/methods/mic/seed0 data.root=data/synthetic-clean
 
-ROOT must be an `omuda synth` output already prepared with `omuda prepare`; its seed and
-shift are read from ROOT/README.txt, and one val frame is re-rendered to check them. The
-two roots are written next to ROOT (ROOT-ambiguous, ROOT-clean) and link the source and
-target train data unchanged.
+ROOT is an `omuda synth` output (prepared with `omuda prepare` before training or
+evaluating); its seed and shift are read from ROOT/README.txt, and val frame 0 is rendered
+afresh to check them. The two roots are written next to ROOT (ROOT-ambiguous, ROOT-clean,
+which must not exist yet) and link the source and target train data unchanged.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ import argparse
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from omuda.data import io
-from omuda.data.synthetic import FRAME_SIZES, render_scene
+from omuda.data.synthetic import generate_benchmark
 from omuda.data.synthetic.writer import ambiguous_target_frames
 
 LABEL_SUFFIXES = ("labelIds", "labelTrainIds")
@@ -40,29 +38,32 @@ def _read_seed_and_shift(root: Path) -> tuple[int, float]:
 
 
 def _check_first_val_frame(root: Path, seed: int, shift: float) -> None:
-    """Re-render val frame 0 and compare it with the file: the seed and shift must match."""
-    rng = np.random.default_rng([seed, 2, 0])  # the writer's sequence for val frame 0
-    rgb, _ = render_scene(rng, "cityscapes", shift, *FRAME_SIZES["cityscapes"])
-    written = root / "cityscapes/leftImg8bit/val/frankfurt/frankfurt_000000_000019_leftImg8bit.png"
-    if not np.array_equal(io.read_image(written), rgb):
-        raise ValueError(f"{written} is not val frame 0 of seed {seed}, shift {shift}")
+    """Write val frame 0 of (seed, shift) afresh and compare: the README must be right."""
+    frame = Path("cityscapes/leftImg8bit/val/frankfurt/frankfurt_000000_000019_leftImg8bit.png")
+    with tempfile.TemporaryDirectory() as fresh:
+        counts = {"num_source": 0, "num_target_train": 0, "num_synthia": 0}
+        generate_benchmark(Path(fresh), seed, shift, num_target_val=1, progress=False, **counts)
+        if (Path(fresh) / frame).read_bytes() != (root / frame).read_bytes():
+            raise ValueError(f"{root / frame} is not val frame 0 of seed {seed}, shift {shift}")
 
 
 def _link(target: Path, link: Path) -> None:
     link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.is_symlink():
-        os.symlink(target.resolve(), link)
+    os.symlink(target.resolve(), link)
 
 
 def split(root: Path) -> dict[str, int]:
     """Write ROOT-ambiguous and ROOT-clean; returns the number of val frames in each."""
     seed, shift = _read_seed_and_shift(root)
     _check_first_val_frame(root, seed, shift)
+    outs = {kind: root.parent / f"{root.name}-{kind}" for kind in ("ambiguous", "clean")}
+    for out in outs.values():
+        if out.exists():  # stale links would mix two splits; never delete the user's files
+            raise ValueError(f"{out} exists already; remove it first")
     val_images = sorted((root / "cityscapes/leftImg8bit/val").rglob("*_leftImg8bit.png"))
     ambiguous = set(ambiguous_target_frames(seed, "val", len(val_images), shift))
     counts = {}
-    for kind in ("ambiguous", "clean"):
-        out = root.parent / f"{root.name}-{kind}"
+    for kind, out in outs.items():
         for name in ("gta", "synthia"):
             if (root / name).exists():
                 _link(root / name, out / name)
@@ -70,7 +71,9 @@ def split(root: Path) -> dict[str, int]:
             if entry.is_file():
                 _link(entry, out / "cityscapes" / entry.name)
         for folder in ("leftImg8bit", "gtFine"):
-            _link(root / "cityscapes" / folder / "train", out / "cityscapes" / folder / "train")
+            train = root / "cityscapes" / folder / "train"
+            if train.exists():
+                _link(train, out / "cityscapes" / folder / "train")
         counts[kind] = 0
         for image in val_images:
             city, stem = image.parent.name, image.name.removesuffix("_leftImg8bit.png")
@@ -80,7 +83,8 @@ def split(root: Path) -> dict[str, int]:
             _link(image, out / "cityscapes/leftImg8bit/val" / city / image.name)
             for suffix in LABEL_SUFFIXES:
                 label = root / "cityscapes/gtFine/val" / city / f"{stem}_gtFine_{suffix}.png"
-                _link(label, out / "cityscapes/gtFine/val" / city / label.name)
+                if label.exists():  # labelTrainIds only once `omuda prepare` has run
+                    _link(label, out / "cityscapes/gtFine/val" / city / label.name)
     return counts
 
 
